@@ -1,0 +1,70 @@
+"""The engine interface: ``infer(L[N,1,H,W]) -> ab[N,2,H,W]``, Lab units, torch tensors on ``device``.
+
+Tiling, smoothing and colour conversion stay outside engines. Engines take a loaded generator
+(``torch.nn.Module`` + :class:`~filmcolor.models.ModelConfig`) and run it however they run it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from filmcolor.models import ModelConfig
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the pipeline needs to know to feed an engine well."""
+
+    device: str               # "cpu" or "cuda[:i]": where infer() wants its input and returns output
+    fp16: bool                # runs in half precision
+    dynamic_shapes: bool      # accepts any H, W (multiples of the model's size multiple)
+    preferred_batch: int      # frames per infer() call that pay off
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot run here (missing package, no GPU, ...); the message says why and how to fix it."""
+
+
+class Engine(ABC):
+    """Base class of inference engines. Subclasses set ``name`` and implement ``infer``."""
+
+    name: str = "?"
+
+    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
+                 batch: int | None = None) -> None:
+        self.config = config
+        self.size_multiple = int(getattr(model, "size_multiple", 32))
+
+    @classmethod
+    def probe(cls, device: str) -> str | None:
+        """None when this engine can run on ``device`` ("cpu" or "cuda") here, else the reason it cannot."""
+        return None
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def infer(self, L: torch.Tensor) -> torch.Tensor:
+        """L ``[N,1,H,W]`` float32 (0..100) on ``capabilities.device`` -> a,b ``[N,2,H,W]`` float32, same device."""
+
+    def close(self) -> None:
+        """Release sessions, engines, GPU memory. Safe to call twice."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        caps = self.capabilities
+        return f"{self.name} ({caps.device}{', fp16' if caps.fp16 else ''})"
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()

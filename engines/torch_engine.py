@@ -1,0 +1,44 @@
+"""PyTorch engine: eager inference on CPU (channels-last, inference mode) or CUDA (fp16 autocast)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from filmcolor.models import ModelConfig
+
+from .base import Capabilities, Engine, EngineUnavailable
+
+
+class TorchEngine(Engine):
+    name = "torch"
+
+    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
+                 batch: int | None = None) -> None:
+        super().__init__(model, config)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        reason = self.probe(device)
+        if reason:
+            raise EngineUnavailable(reason)
+        self.device = torch.device(device)
+        self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16 and self.device.type == "cuda")
+        self.batch = batch or (8 if self.device.type == "cuda" else 1)
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+
+    @classmethod
+    def probe(cls, device: str) -> str | None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            return "PyTorch sees no CUDA device (CPU build of torch, or no NVIDIA GPU/driver)"
+        return None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(str(self.device), self.fp16, True, self.batch)
+
+    def infer(self, L: torch.Tensor) -> torch.Tensor:
+        x = L.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+            return self.model(x).float().contiguous()
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]

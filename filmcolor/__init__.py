@@ -1,0 +1,3 @@
+"""filmcolor: colorize black-and-white film and video."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,76 @@
+"""Building blocks shared by the generators and the critic."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
+
+AB_SCALE = 110.0  # |a|,|b| of sRGB colours stay below ~110; generators emit tanh * AB_SCALE
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral normalisation (Miyato et al. 2018) when ``enabled``."""
+    return spectral_norm(module) if enabled else module
+
+
+def conv_bn_relu(cin: int, cout: int, *, sn: bool, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        maybe_sn(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), sn),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention (Zhang et al. 2019): ``x + gamma * softmax(q^T k) v``; gamma starts at 0."""
+
+    def __init__(self, channels: int, *, sn: bool = True) -> None:
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = maybe_sn(nn.Conv1d(channels, inner, 1, bias=False), sn)
+        self.key = maybe_sn(nn.Conv1d(channels, inner, 1, bias=False), sn)
+        self.value = maybe_sn(nn.Conv1d(channels, channels, 1, bias=False), sn)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        flat = x.flatten(2)  # [N, C, HW]
+        q, k, v = self.query(flat), self.key(flat), self.value(flat)
+        attn = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # [N, HW, HW]
+        out = torch.bmm(v, attn.transpose(1, 2))  # [N, C, HW]
+        return x + self.gamma * out.view(n, c, h, w)
+
+
+class PixelShuffleUp(nn.Module):
+    """Learned 2x upsampling: 1x1 conv to 4x channels, pixel shuffle, ReLU (ICNR-initialised)."""
+
+    def __init__(self, cin: int, cout: int, *, sn: bool) -> None:
+        super().__init__()
+        conv = nn.Conv2d(cin, cout * 4, 1)
+        _icnr_(conv.weight, 2)
+        self.conv = maybe_sn(conv, sn)
+        self.shuffle = nn.PixelShuffle(2)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shuffle(self.conv(x)))
+
+
+def _icnr_(weight: torch.Tensor, scale: int) -> None:
+    """ICNR init (Aitken et al. 2017) so pixel shuffle starts as nearest-neighbour: no checkerboard."""
+    out, cin, kh, kw = weight.shape
+    sub = torch.empty(out // scale**2, cin, kh, kw)
+    nn.init.kaiming_normal_(sub)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+
+
+def bake_spectral_norm(model: nn.Module) -> nn.Module:
+    """Replace every spectral-norm parametrisation by its current normalised weight (for export)."""
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model

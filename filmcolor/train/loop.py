@@ -1,0 +1,254 @@
+"""The NoGAN-style training schedule for a conditional colorization GAN (pix2pix + SAGAN tricks).
+
+Phases, counted in steps so that a resumed run repeats an uninterrupted one exactly:
+1. generator pre-training on lambda * L1 + feature loss;
+2. critic pre-training on real (L, ab) against the frozen generator's output;
+3. a short GAN phase: generator adds the adversarial term; two-time-scale learning rates (TTUR).
+Adam with beta1 = 0.5 throughout. ``minutes`` caps wall time: the run checkpoints and stops, and the
+same command resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..models import ModelConfig, create_model, save_model
+from .checkpoint import load_checkpoint, save_checkpoint
+from .critic import PatchGAN
+from .data import BatchStream, LabImages
+from .losses import AdversarialLoss, FeatureLoss, l1_ab
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    val: str | None = None
+    architecture: str = "sagan-unet"
+    model_kwargs: dict = field(default_factory=lambda: {"pretrained": True})
+    size: int = 160
+    batch_size: int = 16
+    seed: int = 0
+    pretrain_steps: int = 4000
+    critic_steps: int = 300
+    gan_steps: int = 1500
+    lr_g: float = 5e-4          # generator pre-training
+    lr_g_gan: float = 5e-5      # TTUR: generator slower ...
+    lr_d: float = 2e-4          # ... than the critic (4x)
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    feature_weight: float = 10.0
+    adv_weight: float = 1.0
+    adv_loss: str = "bce"
+    real_label: float = 0.9
+    critic_sn: bool = True
+    channels_last: bool = True
+    bf16: bool = False          # CPU autocast to bfloat16 (AVX-512 bf16); fp16 autocast on CUDA
+    device: str = "cpu"
+    minutes: float | None = None
+    checkpoint_minutes: float = 5.0
+    sample_every: int = 500
+    val_every: int = 1000
+    val_limit: int = 60
+    render_size: int = 256
+    log_every: int = 25
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_steps + self.critic_steps + self.gan_steps
+
+    def phase(self, step: int) -> str:
+        if step < self.pretrain_steps:
+            return "pretrain"
+        if step < self.pretrain_steps + self.critic_steps:
+            return "critic"
+        return "gan"
+
+
+def _cosine(step: int, total: int, base: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
+
+
+class Trainer:
+    """Owns the models, optimizers, data stream and run folder of one training run."""
+
+    def __init__(self, cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.G = create_model(cfg.architecture, **cfg.model_kwargs).to(self.device)
+        self.D = PatchGAN(sn=cfg.critic_sn).to(self.device)
+        if cfg.channels_last:
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self.feature = FeatureLoss().to(self.device) if cfg.feature_weight > 0 else None
+        self.adv = AdversarialLoss(cfg.adv_loss, cfg.real_label)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.step = 0
+        self.elapsed = 0.0
+        self.ckpt = self.out / "checkpoint"
+        if self.ckpt.with_suffix(".json").exists():
+            meta = load_checkpoint(self.ckpt, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d})
+            self.step, self.elapsed = meta["step"], meta["elapsed"]
+        self.multiple = getattr(self.G, "size_multiple", 32)
+
+    # -- one step of each phase ------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
+    def _g_loss(self, L, ab, with_adv: bool) -> tuple[torch.Tensor, dict]:
+        with self._autocast():
+            pred = self.G(L)
+        pred = pred.float()
+        l1 = l1_ab(pred, ab)
+        loss = self.cfg.lambda_l1 * l1
+        logs = {"l1": float(l1.detach())}
+        if self.feature is not None:
+            with self._autocast():
+                feat = self.feature(L, pred, ab).float()
+            loss = loss + self.cfg.feature_weight * feat
+            logs["feat"] = float(feat.detach())
+        if with_adv:
+            with self._autocast():
+                g_adv = self.adv.generator(self.D(L, pred).float())
+            loss = loss + self.cfg.adv_weight * g_adv
+            logs["g_adv"] = float(g_adv.detach())
+        return loss, logs
+
+    def _d_step(self, L, ab) -> dict:
+        with torch.no_grad(), self._autocast():
+            fake = self.G(L).float()
+        with self._autocast():
+            loss = self.adv.critic(self.D(L, ab).float(), self.D(L, fake).float())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"d": float(loss.detach())}
+
+    def train_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict:
+        cfg, phase = self.cfg, self.cfg.phase(self.step)
+        torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout etc.: same on resume
+        L, ab = L.to(self.device), ab.to(self.device)
+        if cfg.channels_last:
+            L, ab = L.contiguous(memory_format=torch.channels_last), ab.contiguous(memory_format=torch.channels_last)
+        logs: dict = {"phase": phase}
+        if phase == "pretrain":
+            self.G.train()
+            for g in self.opt_g.param_groups:
+                g["lr"] = _cosine(self.step, cfg.pretrain_steps, cfg.lr_g)
+            loss, parts = self._g_loss(L, ab, with_adv=False)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            logs.update(parts, g=float(loss.detach()))
+        elif phase == "critic":
+            self.G.eval()
+            self.D.train()
+            logs.update(self._d_step(L, ab))
+        else:
+            self.G.train()
+            self.D.train()
+            for g in self.opt_g.param_groups:
+                g["lr"] = cfg.lr_g_gan
+            logs.update(self._d_step(L, ab))
+            loss, parts = self._g_loss(L, ab, with_adv=True)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            logs.update(parts, g=float(loss.detach()))
+        self.step += 1
+        return logs
+
+    # -- artefacts -------------------------------------------------------------------------------
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(architecture=self.cfg.architecture, kwargs=dict(self.cfg.model_kwargs),
+                           render_size=self.cfg.render_size, name=self.out.name, version=f"step{self.step}",
+                           description=f"trained by filmcolor train, {self.step} steps")
+
+    def save(self) -> None:
+        save_checkpoint(self.ckpt, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d},
+                        {"step": self.step, "elapsed": self.elapsed, "config": asdict(self.cfg)})
+
+    def export(self, name: str = "model") -> Path:
+        """Inference weights (fp16 safetensors + JSON config) under ``out/export``."""
+        return save_model(self.G, self.model_config(), self.out / "export" / name)
+
+    def infer(self, L: torch.Tensor) -> torch.Tensor:
+        self.G.eval()
+        with torch.inference_mode():
+            return self.G(L.to(self.device)).float().cpu()
+
+    def validate(self, grid: Path | None = None) -> dict:
+        from ..evaluate import evaluate_images
+
+        rep = evaluate_images(self.infer, self.cfg.val, render_size=self.cfg.render_size, limit=self.cfg.val_limit,
+                              grid=grid, multiple=self.multiple)
+        return {"val_" + k: v for k, v in rep.summary().items() if not isinstance(v, dict)} | {
+            "val_ciede2000": rep.model["ciede2000"], "val_psnr": rep.model["psnr"],
+            "val_colourfulness": rep.model["colourfulness"]}
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, data: LabImages | None = None) -> dict:
+        cfg = self.cfg
+        data = data or LabImages(cfg.data)
+        stream = BatchStream(data, cfg.batch_size, cfg.size, cfg.seed, start=self.step)
+        log = (self.out / "log.jsonl").open("a")
+        start, last_ckpt = time.monotonic(), time.monotonic()
+        base_elapsed, images, t_window = self.elapsed, 0, time.monotonic()
+        stopped = "done"
+        try:
+            while self.step < cfg.total_steps:
+                L, ab = next(stream)
+                logs = self.train_step(L, ab)
+                images += L.shape[0]
+                now = time.monotonic()
+                self.elapsed = base_elapsed + (now - start)
+                if self.step % cfg.log_every == 0:
+                    rate = images / max(1e-6, now - t_window)
+                    images, t_window = 0, now
+                    rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "images_per_s": round(rate, 2), **logs}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    if self.progress:
+                        self.progress(rec)
+                if cfg.val and self.step % cfg.val_every == 0:
+                    rec = {"step": self.step, **self.validate(self.out / "samples" / f"val_{self.step:06d}.png")}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    self.export(f"step_{self.step:06d}")
+                    if self.progress:
+                        self.progress(rec)
+                if now - last_ckpt > cfg.checkpoint_minutes * 60:
+                    self.save()
+                    last_ckpt = now
+                if cfg.minutes is not None and now - start > cfg.minutes * 60:
+                    stopped = "time budget reached"
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        finally:
+            stream.close()
+            self.save()
+            log.close()
+        self.export("model")
+        return {"step": self.step, "total_steps": cfg.total_steps, "elapsed_s": self.elapsed, "stopped": stopped}
+
+
+def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> dict:
+    """Run (or resume) the training described by ``cfg``; returns a summary."""
+    return Trainer(cfg, progress).run()
