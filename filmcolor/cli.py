@@ -1,0 +1,268 @@
+"""The ``filmcolor`` command line (Typer)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Colorize black-and-white film and video. The source's luminance is kept bit for bit; only colour is made.")
+err = Console(stderr=True)
+out = Console()
+
+ModelOpt = typer.Option("default", "--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
+EngineOpt = typer.Option("auto", "--engine", "-e", help="Inference engine: auto, torch, onnxruntime, tensorrt.")
+DeviceOpt = typer.Option(None, "--device", help="cpu or cuda (default: the engine's choice).")
+RenderOpt = typer.Option(None, "--render-size", "-r", min=32, help="Short side the model sees (multiple of 32). Default: the model's (256). Larger: finer colour, slower.")
+JsonOpt = typer.Option(None, "--json", help="Also write the summary/figures as JSON to this path.")
+
+
+def _write_json(path: Optional[Path], data) -> None:
+    if path is not None:
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _colorizer(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
+               smoothing: str = "window", strength: float = 0.7):
+    from .colorizer import Colorizer, ColorizerOptions
+
+    return Colorizer(ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,
+                                      saturation=saturation, smoothing=smoothing, smoothing_strength=strength))
+
+
+def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    """Pairs (input, output): one file, or every still/video of a folder into an output folder."""
+    from .train.data import IMAGE_SUFFIXES
+    from .video.formats import FormatError
+
+    if not src.is_dir():
+        return [(src, dst)]
+    videos = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".webm", ".mxf"}
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | videos | {".dpx"})
+    if not files:
+        raise FormatError(f"folder {str(src)!r} has no images or videos")
+    if dst.exists() and not dst.is_dir():
+        raise FormatError(f"input is a folder, so the output {str(dst)!r} must be a folder too")
+    dst.mkdir(parents=True, exist_ok=True)
+    return [(f, dst / f.name) for f in files]
+
+
+@app.command()
+def colorize(
+    input: Path = typer.Argument(..., help="Video file, image, image sequence pattern (scan_%06d.png) or folder."),
+    output: Path = typer.Argument(..., help="Output file (format from extension: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1) or folder."),
+    model: str = ModelOpt, engine: str = EngineOpt, device: Optional[str] = DeviceOpt, render_size: Optional[int] = RenderOpt,
+    saturation: float = typer.Option(1.0, min=0.0, help="Multiply the predicted colour (1 = as the model made it)."),
+    smoothing: str = typer.Option("window", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
+    strength: float = typer.Option(0.7, min=0.0, max=1.0, help="Temporal smoothing strength."),
+    codec: Optional[str] = typer.Option(None, help="Video encoder (default by extension)."),
+    crf: Optional[int] = typer.Option(None, help="Quality for x264/x265/VP9 (default 18 for .mp4)."),
+    preset: Optional[str] = typer.Option(None, help="Encoder preset (x264: ultrafast..veryslow)."),
+    pix_fmt: Optional[str] = typer.Option(None, help="Output pixel format (default: the source's layout and depth)."),
+    start: Optional[float] = typer.Option(None, min=0.0, help="Start time in seconds."),
+    end: Optional[float] = typer.Option(None, min=0.0, help="End time in seconds."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Colorize a film, clip, still or folder of them."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .api import colorize as run
+    from .video.pipeline import EncodeOptions
+
+    from .video.pipeline import check_paths
+
+    jobs = _jobs(input, output)
+    for src, dst in jobs:
+        check_paths(src, dst, overwrite)
+    c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
+    enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                  TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:
+        for src, dst in jobs:
+            task = bar.add_task(f"{src.name} [{c.describe()}]", total=None, fps=0.0)
+
+            def tick(p, task=task):
+                bar.update(task, completed=p.frames, total=p.total, fps=p.fps)
+
+            res = run(src, dst, colorizer=c, overwrite=overwrite, encode=enc, start=start, end=end, progress=tick)
+            for w in res.get("warnings", []):
+                err.print(f"[yellow]warning:[/] {w}")
+            results.append(res)
+    c.close()
+    if not quiet:
+        for r in results:
+            err.print(f"wrote {r['output']}: {r['frames']} frame(s)" + (f", {r['fps']} fps" if "fps" in r else ""))
+    _write_json(json_path, results[0] if len(results) == 1 else results)
+
+
+@app.command()
+def preview(
+    input: Path = typer.Argument(..., help="Video or image."),
+    output: Path = typer.Argument(..., help="PNG/JPEG picture: before | after."),
+    time: float = typer.Option(0.0, "--time", "-t", min=0.0, help="Seconds into the video."),
+    model: str = ModelOpt, engine: str = EngineOpt, device: Optional[str] = DeviceOpt, render_size: Optional[int] = RenderOpt,
+    saturation: float = typer.Option(1.0, min=0.0), overwrite: bool = typer.Option(False, "--overwrite", "-y"),
+) -> None:
+    """Colorize one frame and write a before/after picture."""
+    import cv2
+    import numpy as np
+
+    from .images import colorize_array
+    from .video.formats import FormatError
+    from .video.pipeline import open_input
+
+    if output.exists() and not overwrite:
+        raise FormatError(f"output {str(output)!r} exists; pass --overwrite to replace it")
+    img = cv2.imread(str(input), cv2.IMREAD_COLOR) if input.exists() else None
+    if img is not None:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        if not input.exists():
+            raise FormatError(f"input {str(input)!r} does not exist")
+        container = open_input(input)
+        vs = container.streams.video[0]
+        if time:
+            container.seek(int(time / vs.time_base), stream=vs)
+        rgb = next((f.to_ndarray(format="rgb24") for f in container.decode(vs)
+                    if f.time is None or f.time >= time - 1e-6), None)
+        container.close()
+        if rgb is None:
+            raise FormatError(f"{str(input)!r} has no frame at {time}s")
+    c = _colorizer(model, engine, device, render_size, saturation, "off")
+    after = colorize_array(c, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    before = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if not cv2.imwrite(str(output), cv2.cvtColor(np.concatenate((before, after), axis=1), cv2.COLOR_RGB2BGR)):
+        raise FormatError(f"cannot write picture {str(output)!r}")
+    err.print(f"wrote {output}")
+
+
+@app.command()
+def models(json_path: Optional[Path] = JsonOpt) -> None:
+    """List packaged models and registered architectures."""
+    from .models import list_models, list_weights
+    from .models.weights import ModelConfig
+
+    table = Table("model", "architecture", "render size", "version", "file")
+    rows = []
+    for name, cfg_path in list_weights().items():
+        cfg = ModelConfig.from_json(cfg_path.read_text())
+        rows.append({"name": name, "architecture": cfg.architecture, "render_size": cfg.render_size,
+                     "version": cfg.version, "file": str(cfg_path.with_suffix(".safetensors"))})
+        table.add_row(name, cfg.architecture, str(cfg.render_size), cfg.version, cfg_path.with_suffix(".safetensors").name)
+    out.print(table)
+    out.print("architectures: " + ", ".join(list_models()))
+    _write_json(json_path, {"weights": rows, "architectures": list_models()})
+
+
+@app.command()
+def engines(json_path: Optional[Path] = JsonOpt) -> None:
+    """List inference engines: usable here or why not."""
+    from .engines import AUTO_ORDER, engine_specs, probe
+
+    table = Table("engine", "device", "usable", "why not / how to fix")
+    rows = []
+    for name in engine_specs():
+        for dev in ("cuda", "cpu"):
+            reason = probe(name, dev)
+            auto = AUTO_ORDER.index((name, dev)) + 1 if (name, dev) in AUTO_ORDER else None
+            rows.append({"engine": name, "device": dev, "usable": reason is None, "reason": reason, "auto_rank": auto})
+            table.add_row(name, dev, "yes" if reason is None else "no", escape(reason or ""))
+    out.print(table)
+    _write_json(json_path, rows)
+
+
+@app.command()
+def evaluate(
+    folder: Path = typer.Argument(..., help="Folder of colour images (made grey, colorized, compared)."),
+    model: str = ModelOpt, engine: str = EngineOpt, render_size: Optional[int] = RenderOpt,
+    saturation: float = typer.Option(1.0, min=0.0),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write report.md, metrics.json and grid.png here."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """PSNR, CIEDE2000 and colourfulness beside the zero-chroma baseline."""
+    from .evaluate import evaluate_images, write_report
+
+    c = _colorizer(model, engine, None, render_size, saturation, "off")
+    rep = evaluate_images(c.infer_L, folder, render_size=c.render_size, limit=limit,
+                          grid=out_dir / "grid.png" if out_dir else None, multiple=c.engine.size_multiple)
+    out.print(rep.markdown(f"{c.describe()} on {folder}"))
+    if out_dir:
+        write_report(rep, out_dir, f"{c.describe()} on {folder}")
+    _write_json(json_path, rep.summary())
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Folder of colour images (recursive)."),
+    out_dir: Path = typer.Option(..., "--out", help="Run folder: checkpoint, log.jsonl, samples, export/."),
+    val: Optional[Path] = typer.Option(None, help="Validation folder."),
+    architecture: str = typer.Option("sagan-unet", help="Generator architecture from the registry."),
+    pretrained: bool = typer.Option(True, help="ImageNet encoder weights (sagan-unet)."),
+    size: int = typer.Option(160, help="Training crop size."),
+    batch_size: int = typer.Option(16),
+    pretrain_steps: int = typer.Option(2200, help="Generator pre-training steps (L1 + feature loss)."),
+    critic_steps: int = typer.Option(150, help="Critic pre-training steps."),
+    gan_steps: int = typer.Option(700, help="GAN steps (TTUR)."),
+    adv_loss: str = typer.Option("bce", help="bce (label smoothing 0.9), lsgan or hinge."),
+    lambda_l1: float = typer.Option(100.0), feature_weight: float = typer.Option(10.0),
+    minutes: Optional[float] = typer.Option(None, help="Wall-time budget; the same command resumes."),
+    device: str = typer.Option("cpu"), seed: int = typer.Option(0), quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
+    from .train import TrainConfig
+    from .train import train as run
+
+    kwargs = {"pretrained": pretrained} if architecture == "sagan-unet" else {}
+    cfg = TrainConfig(data=str(data), out=str(out_dir), val=str(val) if val else None, architecture=architecture,
+                      model_kwargs=kwargs, size=size, batch_size=batch_size, pretrain_steps=pretrain_steps,
+                      critic_steps=critic_steps, gan_steps=gan_steps, adv_loss=adv_loss, lambda_l1=lambda_l1,
+                      feature_weight=feature_weight, minutes=minutes, device=device, seed=seed)
+    res = run(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
+    out.print(json.dumps(res))
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point: one-line errors and non-zero exits instead of tracebacks."""
+    from .engines import EngineUnavailable
+    from .video.formats import FormatError
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(standalone_mode=False)
+    except (FormatError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: no output was left behind")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""From model a,b at render size to the output's chroma planes, guided by the source's luma.
+
+The model's (L, a, b) becomes R'G'B' and then (Cb, Cr) with the output's matrix, at render size;
+a fast guided filter (He & Sun 2015) brings it to chroma-plane resolution with edges taken from the
+luma, so colour does not bleed across them. Tensor code: runs on the engine's device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..color import YCbCrMatrix, lab_to_rgb, rgb_to_cbcr
+
+
+def box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over a (2r+1)^2 window, edges replicated; ``x`` is ``[N,C,H,W]``."""
+    if r <= 0:
+        return x
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def fast_guided_upsample(src: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor, *, radius: int = 2,
+                         eps: float = 1e-3) -> torch.Tensor:
+    """Upsample ``src`` ``[N,C,h,w]`` to the size of ``guide_hi`` ``[N,1,H,W]``, edge-aware.
+
+    The local linear model ``src ~ A * guide + B`` is fitted at low resolution against ``guide_lo``
+    ``[N,1,h,w]``; A and B are upsampled bilinearly and applied to the full-resolution guide.
+    """
+    mean_i = box(guide_lo, radius)
+    mean_p = box(src, radius)
+    cov_ip = box(guide_lo * src, radius) - mean_i * mean_p
+    var_i = box(guide_lo * guide_lo, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    size = guide_hi.shape[-2:]
+    a = F.interpolate(box(a, radius), size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(box(b, radius), size=size, mode="bilinear", align_corners=False)
+    return a * guide_hi + b
+
+
+def lab_to_chroma(L: torch.Tensor, ab: torch.Tensor, matrix: YCbCrMatrix) -> torch.Tensor:
+    """Render-size L ``[N,1,h,w]`` and a,b ``[N,2,h,w]`` -> (Cb, Cr) ``[N,2,h,w]`` in [-0.5, 0.5]."""
+    return rgb_to_cbcr(lab_to_rgb(torch.cat((L, ab), dim=1)), matrix)

