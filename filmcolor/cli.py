@@ -243,10 +243,11 @@ def main() -> None:
     from .video.formats import FormatError
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (background jobs)
     try:
         app(standalone_mode=False)
     except (FormatError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]: no output was left behind")

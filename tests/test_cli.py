@@ -1,0 +1,88 @@
+"""The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import make_clip
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "filmcolor.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_reads_well():
+    r = run("colorize", "--help")
+    assert r.returncode == 0 and "--render-size" in r.stdout and "--overwrite" in r.stdout
+
+
+def test_colorize_video_and_json(tmp_path, tiny_model_path):
+    src = make_clip(tmp_path / "in.mp4", frames=8, audio=True)
+    r = run("colorize", src, tmp_path / "out.mkv", "-m", tiny_model_path, "--engine", "torch", "--smoothing", "off",
+            "-q", "--json", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["frames"] == 8 and summary["codec"] == "ffv1"
+
+
+def test_colorize_still_and_folder(tmp_path, tiny_model_path):
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"s{i}.png"), np.tile(np.arange(64, dtype=np.uint8)[None] * 3, (48, 1)))
+    r = run("colorize", folder, tmp_path / "outdir", "-m", tiny_model_path, "-q")
+    assert r.returncode == 0, r.stderr
+    out = cv2.imread(str(tmp_path / "outdir" / "s0.png"))
+    assert out.shape == (48, 64, 3) and np.abs(out[..., 0].astype(int) - out[..., 2]).mean() > 1
+
+
+@pytest.mark.parametrize("case", ["missing", "not_video", "exists", "no_dir"])
+def test_errors_are_one_line_with_nonzero_exit(tmp_path, tiny_model_path, case):
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    dst = tmp_path / "out.mp4"
+    if case == "missing":
+        src = tmp_path / "nope.mp4"
+    elif case == "not_video":
+        src = tmp_path / "x.mp4"
+        src.write_bytes(os.urandom(4096))
+    elif case == "exists":
+        dst.write_text("keep me")
+    elif case == "no_dir":
+        dst = tmp_path / "no" / "out.mp4"
+    r = run("colorize", src, dst, "-m", tiny_model_path, "-q")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
+    assert len([l for l in r.stderr.strip().splitlines() if l.strip()]) == 1
+    if case == "exists":
+        assert dst.read_text() == "keep me"
+
+
+def test_ctrl_c_leaves_no_finished_looking_file(tmp_path, tiny_model_path):
+    src = make_clip(tmp_path / "long.mp4", frames=1500, size=(96, 64), rate=25)
+    dst = tmp_path / "out.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "filmcolor.cli", "colorize", str(src), str(dst), "-m",
+                          str(tiny_model_path), "-q", "--smoothing", "off"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".*partial*")):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode != 0, stderr
+    assert not dst.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_engines_and_models_commands(tmp_path):
+    r = run("engines", "--json", tmp_path / "e.json")
+    assert r.returncode == 0
+    rows = json.loads((tmp_path / "e.json").read_text())
+    assert any(r["engine"] == "torch" and r["device"] == "cpu" and r["usable"] for r in rows)
+    assert run("models").returncode == 0
