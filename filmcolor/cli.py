@@ -245,7 +245,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (background jobs)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # Typer turns Ctrl-C into a returned 130 here
+        if rc == 130:
+            raise KeyboardInterrupt
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except (FormatError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
