@@ -233,6 +233,57 @@ def train(
     out.print(json.dumps(res))
 
 
+@app.command()
+def bench(
+    clip: Optional[Path] = typer.Option(None, help="Source clip (default: the packaged sample, made grey and scaled)."),
+    sizes: str = typer.Option("480p,720p,1080p", help="Comma-separated: 480p, 720p, 1080p."),
+    seconds: float = typer.Option(4.0, help="Clip length per size."),
+    engine: str = EngineOpt, model: str = ModelOpt, render_size: Optional[int] = RenderOpt,
+    render_sizes: str = typer.Option("192,256,320", help="Render sizes for the model-only timing."),
+    smoothing: str = typer.Option("window"), preset: str = typer.Option("veryfast", help="x264 preset for both sides."),
+    skip_model: bool = typer.Option(False, help="Skip the model-only timing."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Model ms/frame per engine and render size; end-to-end fps beside ffmpeg decode+encode."""
+    from .bench import end_to_end
+
+    report: dict = {"model": [], "end_to_end": []}
+    if not skip_model:
+        from .bench_model import bench_engine
+        from .engines import create_engine
+        from .models import load_model
+
+        names = [engine] if engine != "auto" else ["torch", "onnxruntime", "tensorrt"]
+        table = Table("engine", "render size", "ms/frame")
+        for name in names:
+            try:
+                m, cfg = load_model(model)
+                eng = create_engine(name, m, cfg)
+            except Exception as exc:  # an engine unusable here is reported, not fatal
+                table.add_row(name, "-", escape(f"unavailable: {exc}"))
+                continue
+            for row in bench_engine(eng, render_sizes=tuple(int(s) for s in render_sizes.split(","))):
+                row["engine"] = name
+                report["model"].append(row)
+                table.add_row(name, str(row.get("render_size")), f"{row.get('ms_per_frame', float('nan')):.1f}")
+            eng.close()
+        out.print(table)
+    source = clip or Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.mp4"
+    if not source.exists():
+        raise FileNotFoundError(f"bench clip {str(source)!r} not found; pass --clip")
+    args = ["--engine", engine, "--model", model, "--smoothing", smoothing]
+    if render_size:
+        args += ["--render-size", str(render_size)]
+    rows = end_to_end(source, [s.strip() for s in sizes.split(",")], seconds, args, preset)
+    table = Table("size", "frames", "ffmpeg decode+encode fps", "filmcolor fps", "ratio", "peak RSS MiB", "engine")
+    for r in rows:
+        table.add_row(r["size"], str(r["frames"]), f"{r['ffmpeg_fps']:.1f}", f"{r['filmcolor_fps']:.1f}",
+                      f"{r['ratio']:.2f}", f"{r['peak_rss_mib']:.0f}", r["engine"])
+    out.print(table)
+    report["end_to_end"] = rows
+    _write_json(json_path, report)
+
+
 def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
