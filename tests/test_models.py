@@ -54,3 +54,12 @@ def test_save_load_round_trip_bakes_spectral_norm(tmp_path):
 def test_missing_weights_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model"):
         load_model(tmp_path / "missing")
+
+
+def test_saving_mid_training_leaves_the_model_usable(tmp_path):
+    # regression: exporting once broke the live spectral-norm model (deepcopy of parametrised modules)
+    m = create_model("sagan-unet-tiny").train()
+    x = torch.rand(2, 1, 64, 64) * 100
+    save_model(m, ModelConfig("sagan-unet-tiny", {}), tmp_path / "mid")
+    m(x).sum().backward()
+    assert any("parametrizations" in n for n, _ in m.named_parameters())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -85,9 +85,12 @@ def save_model(model: nn.Module, config: ModelConfig, path: str | Path, *, half:
     """Write ``path``.safetensors and ``path``.json for inference (spectral norm baked in, fp16 storage)."""
     stem = Path(path).with_suffix("") if Path(path).suffix in (".json", ".safetensors") else Path(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    baked = bake_spectral_norm(copy.deepcopy(model).cpu().eval())
+    # A fresh copy rebuilt from the registry: deepcopy of spectral-norm parametrised modules is unsafe.
+    fresh = create_model(config.architecture, **{k: v for k, v in config.kwargs.items() if k != "pretrained"})
+    fresh.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    baked = bake_spectral_norm(fresh.eval())
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in baked.state_dict().items()}
-    config = copy.deepcopy(config)
+    config = dataclasses.replace(config, kwargs=dict(config.kwargs))
     config.kwargs = {**config.kwargs, "sn": False} if "sn" in _arg_names(config.architecture) else config.kwargs
     config.kwargs.pop("pretrained", None)
     save_file(state, str(stem.with_suffix(".safetensors")), metadata={"architecture": config.architecture})

@@ -1,0 +1,69 @@
+"""Model-only timing of an inference engine: milliseconds per frame at a few render sizes.
+
+Times ``engine.infer`` alone (no decode, resize, smoothing or encode) on random L at the shape the
+pipeline feeds for a 16:9 frame at each render size. Warm-up calls (first-call allocation, kernel
+selection, lazy engine builds) are excluded; the median per-call time is reported, which is robust to
+the odd slow call on a shared machine. On CUDA each timed call ends with a synchronize, so
+asynchronous engines are charged for their GPU time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from .render import render_shape
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_engine(engine: Any, render_sizes: tuple[int, ...] = (192, 256, 320), frames: int = 20,
+                 batch: int | None = None, *, warmup: int = 2, aspect: tuple[int, int] = (16, 9),
+                 seed: int = 0) -> list[dict]:
+    """One row per render size: ``ms_per_frame`` (median call time / batch), ``fps`` and the details.
+
+    ``engine``: a :class:`filmcolor.engines.Engine`. ``frames``: frames timed per size (rounded up to
+    whole batches). ``batch``: frames per call (default: the engine's preferred batch).
+    """
+    caps = engine.capabilities
+    device = torch.device(caps.device)
+    b = max(1, int(batch or caps.preferred_batch or 1))
+    calls = max(1, math.ceil(frames / b))
+    multiple = int(getattr(engine, "size_multiple", 32))
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for size in render_sizes:
+        h, w = render_shape(aspect[1], aspect[0], int(size), multiple)
+        L = (torch.rand(b, 1, h, w, generator=g) * 100.0).to(device)
+        for _ in range(max(0, warmup)):
+            engine.infer(L)
+        _sync(device)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            engine.infer(L)
+            _sync(device)
+            times.append((time.perf_counter() - t0) * 1000.0)
+        per_call = statistics.median(times)
+        rows.append({
+            "engine": getattr(engine, "name", type(engine).__name__),
+            "describe": engine.describe() if hasattr(engine, "describe") else str(engine),
+            "device": str(device),
+            "render_size": int(size),
+            "height": h,
+            "width": w,
+            "batch": b,
+            "frames": calls * b,
+            "ms_per_call": round(per_call, 3),
+            "ms_per_frame": round(per_call / b, 3),
+            "ms_per_frame_min": round(min(times) / b, 3),
+            "fps": round(1000.0 * b / per_call, 2) if per_call > 0 else float("inf"),
+        })
+    return rows

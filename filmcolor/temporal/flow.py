@@ -1,0 +1,126 @@
+"""Motion for temporal smoothing: optical flow on luminance (OpenCV DIS, CPU) and warping (torch, any device).
+
+Flow convention: ``flow(a, b)`` returns ``F`` with ``a(x) ~ b(x + F(x))``: for every pixel of ``a`` it points
+at where that content sits in ``b``. So ``warp(b, flow(a, b))`` brings ``b`` onto ``a``'s pixel grid.
+DIS is chosen because it is cheap (well under a millisecond at half render size) and good enough for
+chroma, which is smooth; the confidence maps below catch where it is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FLOW_METHODS = ("dis", "dis-fast", "dis-medium", "none")
+
+
+def luma_u8(L: torch.Tensor) -> np.ndarray:
+    """Lab L ``[..., h, w]`` (0..100, any device) -> ``[h, w]`` uint8 on the CPU (0..255), what DIS reads."""
+    x = L.reshape(L.shape[-2:]).float().mul(2.55).round_().clamp_(0, 255)
+    return np.ascontiguousarray(x.to(torch.uint8).cpu().numpy())
+
+
+class FlowEstimator:
+    """Dense optical flow between two uint8 frames; ``method`` is one of :data:`FLOW_METHODS`.
+
+    ``none`` returns zero motion: a pure-tensor fallback for locked-off shots and for tests.
+    The OpenCV object is made on first use, so constructing this costs nothing.
+    """
+
+    def __init__(self, method: str = "dis") -> None:
+        if method not in FLOW_METHODS:
+            raise ValueError(f"flow must be one of {FLOW_METHODS}, got {method!r}")
+        self.method = method
+        self._dis = None
+
+    def _make(self):
+        import cv2
+
+        preset = {"dis": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis-fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                  "dis-medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[self.method]
+        dis = cv2.DISOpticalFlow_create(preset)
+        return dis
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow ``[h, w, 2]`` float32 (x, y in pixels) from ``a`` to ``b`` (see the module docstring)."""
+        h, w = a.shape
+        if self.method == "none" or min(h, w) < 16:  # DIS needs a few patches to work with
+            return np.zeros((h, w, 2), np.float32)
+        if self._dis is None:
+            self._dis = self._make()
+        return self._dis.calc(a, b, None)
+
+
+def flow_tensor(flow: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``[h, w, 2]`` numpy flow -> ``[1, 2, h, w]`` float32 tensor on ``device``."""
+    return torch.from_numpy(flow).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
+
+
+class Warper:
+    """Backward warping with ``grid_sample``; caches the pixel grid per size and device."""
+
+    def __init__(self) -> None:
+        self._grids: dict[tuple, torch.Tensor] = {}
+
+    def _base(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (h, w, device, dtype)
+        if key not in self._grids:
+            ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                    torch.arange(w, device=device, dtype=dtype), indexing="ij")
+            self._grids[key] = torch.stack((xs, ys), 0).unsqueeze(0)  # [1, 2, h, w] pixel coordinates
+        return self._grids[key]
+
+    def __call__(self, x: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``x`` ``[N, C, h, w]`` at ``p + flow(p)``; returns (warped, inside ``[N, 1, h, w]`` as 0/1 float).
+
+        Outside the frame the border value is read and ``inside`` is 0 there, so callers can drop it.
+        """
+        h, w = x.shape[-2:]
+        pos = self._base(h, w, flow.device, flow.dtype) + flow
+        px, py = pos[:, 0], pos[:, 1]
+        grid = torch.stack((px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0), dim=-1)
+        out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+        inside = ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).unsqueeze(1).to(x.dtype)
+        return out, inside
+
+
+def fb_confidence(flow: torch.Tensor, back_warped: torch.Tensor, sigma2: float = 1.0) -> torch.Tensor:
+    """Soft forward/backward consistency ``[N, 1, h, w]`` in (0, 1].
+
+    ``flow`` goes from this frame to the other; ``back_warped`` is the other frame's flow back, sampled
+    along ``flow``. They should cancel; the tolerance grows with the motion (Sundaram et al. 2010):
+    confidence 1 while ``|f + b|^2 <= 0.01 (|f|^2 + |b|^2) + 0.5`` px^2, then a Gaussian fall-off.
+    """
+    err = (flow + back_warped).square().sum(1, keepdim=True)
+    tol = 0.01 * (flow.square().sum(1, keepdim=True) + back_warped.square().sum(1, keepdim=True)) + 0.5
+    return torch.exp(-(err - tol).clamp_(min=0) / sigma2)
+
+
+def luma_confidence(warped_L: torch.Tensor, L: torch.Tensor, inside: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+    """Luminance agreement ``[N, 1, h, w]``: exp(-(d/sigma)^2) of the warped minus the current L (Lab units).
+
+    The mean difference over the valid area is removed first, so a global exposure change (a fade, film
+    flicker) does not switch smoothing off; occlusions and flow errors still show as local differences.
+    """
+    d = warped_L - L
+    n = inside.sum((-1, -2), keepdim=True).clamp_(min=1.0)
+    offset = (d * inside).sum((-1, -2), keepdim=True) / n
+    return torch.exp(-((d - offset) / sigma).square_())
+
+
+def compose(flow_ab: torch.Tensor, flow_bc: torch.Tensor, conf_ab: torch.Tensor, conf_bc: torch.Tensor,
+            warper: Warper) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chain a->b and b->c into a->c: ``F_ac(x) = F_ab(x) + F_bc(x + F_ab(x))``; confidences multiply."""
+    x = torch.cat((flow_bc, conf_bc), 1)
+    y, inside = warper(x, flow_ab)
+    return flow_ab + y[:, :2], conf_ab * y[:, 2:3] * inside
+
+
+def scaled_size(h: int, w: int, scale: float, min_side: int = 64) -> tuple[int, int]:
+    """Working size: ``(h, w) * scale`` rounded, or the full size when that would make the short side < ``min_side``."""
+    if scale >= 1.0 or min(h, w) * scale < min_side:
+        return h, w
+    return max(1, int(math.floor(h * scale + 0.5))), max(1, int(math.floor(w * scale + 0.5)))
