@@ -284,6 +284,30 @@ def bench(
     _write_json(json_path, report)
 
 
+@app.command()
+def export(
+    output: Path = typer.Argument(..., help="Path of the .onnx file to write."),
+    model: str = ModelOpt, opset: int = typer.Option(17, help="ONNX opset."),
+    fp16: bool = typer.Option(False, help="Compute in half precision (float32 input/output)."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y"),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Export a model to ONNX (dynamic batch, height, width) and check parity with PyTorch."""
+    import torch
+
+    from .engines.export import export_onnx, parity
+    from .models import load_model
+    from .video.formats import FormatError
+
+    if output.exists() and not overwrite:
+        raise FormatError(f"output {str(output)!r} exists; pass --overwrite to replace it")
+    m, cfg = load_model(model)
+    export_onnx(m, cfg, output, opset=opset, dtype=torch.float16 if fp16 else torch.float32)
+    diff = parity(m, output, [(1, 1, 64, 96), (2, 1, 128, 64)])
+    out.print(f"wrote {output}: max |a,b| difference vs PyTorch {diff:.2e}")
+    _write_json(json_path, {"output": str(output), "opset": opset, "fp16": fp16, "max_abs_diff": diff})
+
+
 def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 

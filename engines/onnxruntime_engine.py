@@ -1,0 +1,183 @@
+"""ONNX Runtime engine: the generator exported once to the cache, run on CPU or (onnxruntime-gpu) CUDA/TensorRT.
+
+CPU: thread settings for a pipeline whose decode/encode threads share the cores (one intra-op pool,
+no inter-op pool, sequential execution, no spin-waiting by default); the input is handed over as a
+numpy view of the torch tensor and the output comes back as a torch view of ORT's array: no copies.
+CUDA: inputs and outputs are bound with io_binding to torch CUDA tensors' memory: no host round trip.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from filmcolor.models import ModelConfig
+
+from .base import Capabilities, Engine, EngineUnavailable
+from .export import DEFAULT_OPSET, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
+from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
+
+CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+def _install_hint() -> str:
+    from .registry import BUILTIN_ENGINES
+
+    return BUILTIN_ENGINES["onnxruntime"].install_hint
+
+
+def _import_ort() -> ModuleType:
+    """``onnxruntime``, or :class:`EngineUnavailable` with the install hint."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        raise EngineUnavailable(f"engine 'onnxruntime' needs the onnxruntime package: {_install_hint()}") from exc
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (the affinity mask, which honours container limits; else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return f"{ONNX_INPUT}:" + "x".join(str(int(d)) for d in shape)
+
+
+class OnnxRuntimeEngine(Engine):
+    """ONNX Runtime inference of an exported generator (see the module docstring)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
+                 batch: int | None = None, threads: int | None = None, spin: bool = False,
+                 tensorrt: bool | None = None, render_sizes: Sequence[int] | None = None,
+                 cache_dir: str | os.PathLike | None = None, onnx_path: str | os.PathLike | None = None,
+                 opset: int = DEFAULT_OPSET) -> None:
+        """``threads``: intra-op threads (default: all CPUs this process may use). ``spin``: let idle ORT
+        threads spin-wait (~5-20% faster alone, but steals CPU from decode/encode threads in a pipeline).
+        ``tensorrt``: on CUDA, put ORT's TensorRT execution provider first (default: when available).
+        ``render_sizes``: TensorRT EP only: build one engine whose profile covers these render sizes (else
+        it builds for the shapes it meets, caching each engine). ``onnx_path``: use this file, not the cache."""
+        super().__init__(model, config)
+        ort = _import_ort()
+        if device is None:
+            device = "cuda" if self.probe("cuda") is None else "cpu"
+        reason = self.probe(device)
+        if reason:
+            raise EngineUnavailable(reason)
+        self.device = torch.device(device)
+        on_cuda = self.device.type == "cuda"
+        if on_cuda and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        available = ort.get_available_providers()
+        use_trt = on_cuda and TRT_EP in available and (
+            tensorrt if tensorrt is not None else importlib.util.find_spec("tensorrt") is not None)
+        # fp16: the TensorRT EP picks fp16 kernels where they pay off; with the CUDA EP alone, fp16 means
+        # a graph that computes in half precision (explicit opt-in, fp32 by default). Never on CPU.
+        self.fp16 = on_cuda and (bool(fp16) if fp16 is not None else use_trt)
+        self.batch = batch or (8 if on_cuda else 1)
+        self.threads = int(threads) if threads else default_threads()
+        dtype = torch.float16 if (self.fp16 and on_cuda and not use_trt) else torch.float32
+        self.onnx_path = Path(onnx_path) if onnx_path else ensure_onnx(model, config, opset=opset, dtype=dtype,
+                                                                      cache_dir=cache_dir)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        opts.log_severity_level = 3  # errors only
+        providers: list[Any] = [CPU_EP]
+        if on_cuda:
+            idx = self.device.index
+            providers = [(CUDA_EP, {"device_id": idx}), CPU_EP]
+            if use_trt:
+                providers.insert(0, (TRT_EP, self._trt_options(render_sizes, cache_dir)))
+        self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=providers)
+        active = self.session.get_providers()
+        if on_cuda and CUDA_EP not in active and TRT_EP not in active:
+            raise EngineUnavailable(f"onnxruntime could not start CUDA (providers in use: {active})")
+        self.providers = active
+
+    def _trt_options(self, render_sizes: Sequence[int] | None, cache_dir: str | os.PathLike | None) -> dict[str, Any]:
+        """TensorRT EP options: fp16, engine + timing caches in our cache folder, an explicit profile on request."""
+        folder = cache_root(cache_dir) / "ort-tensorrt"
+        folder.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {
+            "device_id": self.device.index,
+            "trt_fp16_enable": bool(self.fp16),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(folder),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(folder),
+        }
+        if render_sizes:
+            lo, opt, hi = profile_shapes(list(render_sizes), DEFAULT_ASPECTS, max_batch=self.batch,
+                                         multiple=self.size_multiple)
+            options.update(trt_profile_min_shapes=_shape_str(lo), trt_profile_opt_shapes=_shape_str(opt),
+                           trt_profile_max_shapes=_shape_str(hi))
+        return options
+
+    @classmethod
+    def probe(cls, device: str) -> str | None:
+        try:
+            ort = _import_ort()
+        except EngineUnavailable as exc:
+            return str(exc)
+        if device.startswith("cuda"):
+            if CUDA_EP not in ort.get_available_providers():
+                return ("this onnxruntime has no CUDAExecutionProvider (CPU build): "
+                        "pip install 'filmcolor[onnx-gpu]' (onnxruntime-gpu) for CUDA")
+            if not torch.cuda.is_available():
+                return "PyTorch sees no CUDA device (CPU build of torch, or no NVIDIA GPU/driver)"
+        elif device != "cpu":
+            return f"unsupported device {device!r} (cpu or cuda)"
+        return None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(str(self.device), self.fp16, True, self.batch)
+
+    def describe(self) -> str:
+        ep = self.providers[0].replace("ExecutionProvider", "") if getattr(self, "providers", None) else "?"
+        extra = f", {self.threads} threads" if self.device.type == "cpu" else ""
+        return f"{self.name}/{ep} ({self.device}{', fp16' if self.fp16 else ''}{extra})"
+
+    def infer(self, L: torch.Tensor) -> torch.Tensor:
+        if self.session is None:
+            raise RuntimeError("engine is closed")
+        if L.dim() != 4 or L.shape[1] != 1:
+            raise ValueError(f"L must be [N,1,H,W], got {tuple(L.shape)}")
+        if self.device.type == "cuda":
+            return self._infer_cuda(L)
+        x = L.detach().to("cpu", torch.float32).contiguous()  # no-op (same memory) for a contiguous CPU float32
+        out = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: x.numpy()})[0]
+        return torch.from_numpy(out)  # shares ORT's output array
+
+    def _infer_cuda(self, L: torch.Tensor) -> torch.Tensor:
+        x = L.detach().to(self.device, torch.float32).contiguous()
+        n, _, h, w = x.shape
+        out = torch.empty((n, 2, h, w), device=self.device, dtype=torch.float32)
+        binding = self.session.io_binding()
+        idx = self.device.index
+        binding.bind_input(ONNX_INPUT, "cuda", idx, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output(ONNX_OUTPUT, "cuda", idx, np.float32, tuple(out.shape), out.data_ptr())
+        # ORT runs on its own CUDA stream: torch's pending work on x must be done before it reads.
+        torch.cuda.current_stream(self.device).synchronize()
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return out
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

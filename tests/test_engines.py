@@ -1,0 +1,278 @@
+"""Engine conformance (one suite over every built-in engine), the registry, and ONNX export parity.
+
+Engines that cannot run here skip with their probe's reason (TensorRT needs ``--device cuda`` and the
+tensorrt package). The ONNX cache goes to a temporary folder (``FILMCOLOR_CACHE``), never to ~/.cache.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from filmcolor.engines import EngineUnavailable, create_engine, engine_specs, probe
+from filmcolor.engines.registry import BUILTIN_ENGINES, EngineSpec, engine_class
+from filmcolor.models import ModelConfig, create_model, load_model
+
+ENGINES = ["torch", "onnxruntime", "tensorrt"]
+# Max abs a,b difference (Lab units; a,b span about +-110) allowed between an engine and the float32 torch
+# engine. Measured for onnxruntime on CPU with the tiny model (attention on): 1.5e-5. TensorRT fp32 may use
+# TF32 kernels; any fp16 engine gets the loose bound.
+PARITY_TOL = {"torch": 1e-3, "onnxruntime": 1e-3, "tensorrt": 0.1}
+FP16_TOL = 1.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory):
+    """Every export/engine cache of this module lives in a temporary folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FILMCOLOR_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    model, config = load_model(tiny_model_path)
+    with torch.no_grad():  # switch the self-attention on (gamma starts at 0), so it is exercised
+        model.attn.gamma.fill_(0.7)
+    return model, config
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest, tiny):
+    name = request.param
+    dev = request.config.getoption("--device")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("--device cuda given but torch sees no CUDA device")
+    reason = probe(name, dev)
+    if reason:
+        pytest.skip(f"{name} on {dev}: {reason}")
+    model, config = tiny
+    eng = create_engine(name, model, config, device=dev)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def reference(request: pytest.FixtureRequest, tiny):
+    """The torch engine in float32 on the same device: what every engine must match."""
+    model, config = tiny
+    eng = create_engine("torch", model, config, device=request.config.getoption("--device"), fp16=False)
+    yield eng
+    eng.close()
+
+
+def _L(n: int, h: int, w: int, device, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, h, w, generator=g) * 100.0).to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conformance
+
+
+def test_output_shape_dtype_device(engine):
+    caps = engine.capabilities
+    out = engine.infer(_L(2, 64, 96, caps.device))
+    assert out.shape == (2, 2, 64, 96)
+    assert out.dtype == torch.float32
+    assert out.device.type == torch.device(caps.device).type
+    assert torch.isfinite(out).all()
+    assert out.abs().max() <= 110.0 + 1e-3  # tanh * AB_SCALE
+    assert caps.dynamic_shapes and caps.preferred_batch >= 1
+
+
+def test_deterministic(engine):
+    L = _L(2, 64, 64, engine.capabilities.device, seed=1)
+    a = engine.infer(L).clone()
+    b = engine.infer(L)
+    assert torch.equal(a, b)
+
+
+def test_batch_invariance(engine):
+    L = _L(3, 64, 96, engine.capabilities.device, seed=2)
+    together = engine.infer(L)
+    alone = torch.cat([engine.infer(L[i:i + 1]) for i in range(3)])
+    tol = 1e-4 if not engine.capabilities.fp16 else 0.5
+    assert (together - alone).abs().max().item() <= tol
+
+
+def test_parity_with_torch(engine, reference):
+    L = _L(2, 96, 64, engine.capabilities.device, seed=3)
+    got = engine.infer(L).float().cpu()
+    want = reference.infer(L.to(reference.capabilities.device)).cpu()
+    diff = (got - want).abs().max().item()
+    tol = FP16_TOL if engine.capabilities.fp16 else PARITY_TOL[engine.name]
+    assert diff <= tol, f"{engine.describe()}: max |delta ab| = {diff:.3g}"
+
+
+def test_dynamic_height_width(engine):
+    dev = engine.capabilities.device
+    for h, w in ((64, 128), (96, 64)):
+        assert engine.infer(_L(1, h, w, dev)).shape == (1, 2, h, w)
+
+
+def test_close_is_idempotent(tiny):
+    model, config = tiny
+    eng = create_engine("onnxruntime", model, config, device="cpu") if probe("onnxruntime", "cpu") is None \
+        else create_engine("torch", model, config, device="cpu")
+    eng.close()
+    eng.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_engine_specs_include_builtins():
+    specs = engine_specs()
+    for name in ENGINES:
+        assert name in specs and specs[name] == BUILTIN_ENGINES[name]
+        assert specs[name].install_hint
+
+
+def test_unknown_engine_lists_known_names():
+    with pytest.raises(EngineUnavailable, match=r"unknown engine 'nope'.*onnxruntime.*tensorrt.*torch"):
+        engine_class("nope")
+    assert "unknown engine" in probe("nope", "cpu")
+
+
+def test_missing_module_gives_install_hint(monkeypatch, tiny):
+    monkeypatch.setitem(BUILTIN_ENGINES, "fake", EngineSpec("fake", "filmcolor_no_such_module:Fake", "pip install fake-x"))
+    with pytest.raises(EngineUnavailable, match="pip install fake-x"):
+        engine_class("fake")
+    model, config = tiny
+    with pytest.raises(EngineUnavailable, match="pip install fake-x"):
+        create_engine("fake", model, config)
+
+
+def test_missing_package_probe_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    reason = probe("onnxruntime", "cpu")
+    assert reason and BUILTIN_ENGINES["onnxruntime"].install_hint in reason
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    reason = probe("tensorrt", "cuda")
+    assert reason and BUILTIN_ENGINES["tensorrt"].install_hint in reason
+
+
+def test_probe_reasons_on_cpu_only_machine():
+    assert "cuda" in probe("tensorrt", "cpu").lower()
+    if not torch.cuda.is_available():
+        assert probe("torch", "cuda")
+        pytest.importorskip("onnxruntime")
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            assert "CUDAExecutionProvider" in probe("onnxruntime", "cuda")
+
+
+def test_auto_picks_onnxruntime_on_cpu(tiny):
+    if probe("onnxruntime", "cpu"):
+        pytest.skip(probe("onnxruntime", "cpu"))
+    model, config = tiny
+    eng = create_engine("auto", model, config, device="cpu")
+    assert eng.name == "onnxruntime" and eng.capabilities.device == "cpu"
+    eng.close()
+    if not torch.cuda.is_available():  # no device given: the CUDA choices are skipped with their reasons
+        eng = create_engine("auto", model, config)
+        assert eng.name == "onnxruntime"
+        eng.close()
+
+
+def test_onnxruntime_cpu_threads_and_zero_copy(tiny):
+    if probe("onnxruntime", "cpu"):
+        pytest.skip(probe("onnxruntime", "cpu"))
+    from filmcolor.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    model, config = tiny
+    eng = OnnxRuntimeEngine(model, config, device="cpu", threads=1)
+    assert eng.threads == 1 and "1 threads" in eng.describe()
+    assert eng.onnx_path.exists() and eng.onnx_path.suffix == ".onnx"
+    out = eng.infer(_L(1, 64, 64, "cpu"))
+    assert out.is_contiguous() and not out.requires_grad
+    eng.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Export
+
+
+@pytest.mark.parametrize("arch, kwargs, sizes", [
+    ("sagan-unet-tiny", {}, [(1, 64, 64), (2, 96, 128)]),
+    ("sagan-unet", {"pretrained": False}, [(1, 64, 96), (2, 128, 64)]),
+])
+def test_export_parity(tmp_path, arch, kwargs, sizes):
+    pytest.importorskip("onnxruntime")
+    from filmcolor.engines.export import export_onnx, parity
+
+    torch.manual_seed(0)
+    model = create_model(arch, **kwargs).eval()
+    with torch.no_grad():
+        model.attn.gamma.fill_(0.5)  # make the self-attention block matter
+    config = ModelConfig(architecture=arch, kwargs=kwargs)
+    path = export_onnx(model, config, tmp_path / f"{arch}.onnx")
+    assert path.exists() and not list(tmp_path.glob("*.tmp"))  # atomic: no temp file left behind
+    # measured: tiny 1.5e-5, full sagan-unet 7.6e-6 (Lab units)
+    assert parity(model, path, sizes) < 1e-3
+    with torch.no_grad():  # the original model is untouched by the export (spectral norm still parametrised)
+        assert model(_L(1, 64, 64, "cpu")).shape == (1, 2, 64, 64)
+
+
+def test_export_graph_is_dynamic(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from filmcolor.engines.export import export_onnx
+
+    model = create_model("sagan-unet-tiny")
+    path = export_onnx(model, ModelConfig("sagan-unet-tiny"), tmp_path / "t.onnx", verify=False)
+    proto = onnx.load(str(path))
+    assert [i.name for i in proto.graph.input] == ["L"] and [o.name for o in proto.graph.output] == ["ab"]
+    dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["N", "", "H", "W"]
+    assert {p.key for p in proto.metadata_props} >= {"filmcolor.architecture"}
+
+
+def test_export_half_precision_keeps_float32_io(tmp_path):
+    """The graph for strongly typed TensorRT builds: computes in fp16, L and ab stay float32."""
+    onnx = pytest.importorskip("onnx")
+    from filmcolor.engines.export import export_onnx
+
+    path = export_onnx(create_model("sagan-unet-tiny"), ModelConfig("sagan-unet-tiny"), tmp_path / "h.onnx",
+                       dtype=torch.float16)
+    proto = onnx.load(str(path))
+    f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    assert proto.graph.input[0].type.tensor_type.elem_type == f32
+    assert proto.graph.output[0].type.tensor_type.elem_type == f32
+    assert {t.data_type for t in proto.graph.initializer if t.dims} == {f16}
+
+
+def test_onnx_cache_path(tmp_path, monkeypatch):
+    from filmcolor.engines.export import onnx_cache_path
+
+    monkeypatch.setenv("FILMCOLOR_CACHE", str(tmp_path / "c"))
+    torch.manual_seed(0)
+    a = create_model("sagan-unet-tiny")
+    cfg = ModelConfig("sagan-unet-tiny", name="my model")
+    p1 = onnx_cache_path(a, cfg)
+    assert p1 == onnx_cache_path(a, cfg)  # deterministic
+    assert p1.parent == tmp_path / "c" / "onnx" and p1.name.startswith("my-model-sagan-unet-tiny-")
+    with torch.no_grad():
+        a.head[-1].bias.add_(1.0)
+    assert onnx_cache_path(a, cfg) != p1  # weights are part of the key
+    assert onnx_cache_path(a, ModelConfig("sagan-unet-tiny", kwargs={"width": 8}, name="my model")) != \
+        onnx_cache_path(a, cfg)  # so is the graph-defining config
+    assert onnx_cache_path(a, cfg, opset=18) != onnx_cache_path(a, cfg)
+    assert onnx_cache_path(a, cfg, cache_dir=tmp_path / "x").parent == tmp_path / "x" / "onnx"
+
+
+def test_bench_engine_rows(tiny):
+    from filmcolor.bench_model import bench_engine
+
+    model, config = tiny
+    eng = create_engine("torch", model, config, device="cpu")
+    rows = bench_engine(eng, render_sizes=(64, 96), frames=2, batch=1, warmup=1)
+    assert [r["render_size"] for r in rows] == [64, 96]
+    assert rows[0]["height"] == 64 and rows[0]["width"] == 128  # 16:9 at short side 64, multiples of 32
+    assert all(r["ms_per_frame"] > 0 and r["frames"] == 2 for r in rows)
+    eng.close()
