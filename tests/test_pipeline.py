@@ -155,3 +155,14 @@ def test_failure_mid_run_leaves_no_output(tmp_path, tiny_model_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         colorize_video(src, tmp_path / "out.mp4", c)
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("mode", ["window", "stream"])
+def test_temporal_smoothing_keeps_every_frame_in_order(tmp_path, tiny_model_path, mode):
+    c = Colorizer(model=str(tiny_model_path), engine="torch", smoothing=mode)
+    src = make_clip(tmp_path / "in.mkv", frames=10, codec="ffv1")
+    dst = tmp_path / "out.mkv"
+    assert colorize_video(src, dst, c)["frames"] == 10
+    assert [round(f.time, 3) for _, f in frames_of(src)] == [round(f.time, 3) for _, f in frames_of(dst)]
+    for ya, yb in zip(y_planes(src), y_planes(dst)):
+        assert np.array_equal(ya, yb)
