@@ -308,6 +308,28 @@ def export(
     _write_json(json_path, {"output": str(output), "opset": opset, "fp16": fp16, "max_abs_diff": diff})
 
 
+@app.command("plugins")
+def plugins_cmd(json_path: Optional[Path] = JsonOpt) -> None:
+    """List plugins (ffmpeg pipe/graph, OpenCV, VapourSynth): usable here or why not."""
+    from .plugins.registry import list_plugins
+
+    table = Table("plugin", "usable", "what", "why not / how to fix")
+    rows = list_plugins()
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["usable"] else "no", escape(r["description"]), escape(r["reason"] or ""))
+    out.print(table)
+    _write_json(json_path, rows)
+
+
+def _register_pipe() -> None:
+    from .plugins.ffmpeg_pipe import pipe  # typer + numpy only; torch loads when the command runs
+
+    app.command("pipe")(pipe)
+
+
+_register_pipe()
+
+
 def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 

@@ -1,0 +1,459 @@
+"""The engine of ``filmcolor pipe``: raw frames in on stdin, colorized raw frames out on stdout.
+
+    ffmpeg -i in.mp4 -vf format=gray -f rawvideo - \\
+      | filmcolor pipe -W 720 -H 576 --pix-fmt gray \\
+      | ffmpeg -f rawvideo -pix_fmt yuv420p -color_range pc -s 720x576 -r 25 -i - -i in.mp4 -map 0:v -map 1:a? out.mp4
+
+It wraps the streaming pipeline (``Colorizer`` + ``ChromaStream(causal=True)``) between two exact raw
+readers/writers. For grey and Y'CbCr input the output's luma plane is the input's, byte for byte (only
+the chroma planes are made); RGB input is converted to luma first. Reading, colorizing and writing run in
+three threads joined by small bounded queues, so memory stays flat, large frames cannot deadlock a
+pipeline, and a frame is flushed downstream as soon as it is made. A final frame cut short is an error
+(one line, non-zero exit) after every complete frame has been written; end of input is a clean end.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, Callable, Optional
+
+import numpy as np
+import typer
+
+from ._common import convert_depth, layout_444, make_colorizer, matrix_named, rgb_to_luma, ycbcr_planes_to_rgb
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from filmcolor.color import YCbCrMatrix
+    from filmcolor.colorizer import Colorizer
+    from filmcolor.video.formats import PlanarYUV
+
+GREY_FORMATS = {"gray": 8, "gray10le": 10, "gray12le": 12, "gray16le": 16}
+RGB_FORMATS = ("rgb24", "bgr24")
+RANGES = ("auto", "full", "limited")
+_END = object()
+
+
+def probe() -> str | None:
+    """The pipe needs nothing beyond filmcolor itself (ffmpeg on either side is the user's): always usable."""
+    return None
+
+
+def _format_error(msg: str) -> Exception:
+    from filmcolor.video.formats import FormatError
+
+    return FormatError(msg)
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """How one raw frame of ``pix_fmt`` is laid out: kind (grey, yuv, rgb), depth, planes' sizes."""
+
+    name: str
+    kind: str                       # "grey" | "yuv" | "rgb"
+    bits: int
+    planar: "PlanarYUV | None" = None
+
+    @staticmethod
+    def parse(pix_fmt: str, *, output: bool = False) -> "RawFormat":
+        from filmcolor.video.formats import parse_planar
+
+        name = pix_fmt.strip().lower()
+        if not output and name in GREY_FORMATS:
+            return RawFormat(name, "grey", GREY_FORMATS[name])
+        if name in RGB_FORMATS:
+            return RawFormat(name, "rgb", 8)
+        planar = parse_planar(name)
+        if planar is not None and planar.bits <= 16 and (planar.bits == 8 or name.endswith("le")):
+            return RawFormat(name, "yuv", planar.bits, planar)
+        if output:
+            raise _format_error(f"output pixel format {pix_fmt!r} is not supported: use a planar Y'CbCr format "
+                                f"(yuv420p, yuv422p, yuv444p, yuv420p10le, ...) or rgb24/bgr24")
+        raise _format_error(f"input pixel format {pix_fmt!r} is not supported: use gray, gray10le, gray12le, gray16le, "
+                            f"a planar Y'CbCr format (yuv420p, yuv420p10le, ...) or rgb24/bgr24")
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8) if self.bits == 8 else np.dtype("<u2")
+
+    def plane_shapes(self, width: int, height: int) -> list[tuple[int, ...]]:
+        """Shapes of the planes in the order they sit in one frame."""
+        if self.kind == "grey":
+            return [(height, width)]
+        if self.kind == "rgb":
+            return [(height, width, 3)]
+        assert self.planar is not None
+        cw, ch = self.planar.chroma_size(width, height)
+        return [(height, width), (ch, cw), (ch, cw)]
+
+    def frame_bytes(self, width: int, height: int) -> int:
+        return sum(int(np.prod(s)) for s in self.plane_shapes(width, height)) * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class PipeSpec:
+    """Everything the pipe needs to know about its two raw streams."""
+
+    width: int
+    height: int
+    src: RawFormat
+    dst: RawFormat
+    full_range: bool                # range of the luma codes (input's, kept in the output)
+    matrix: "YCbCrMatrix"
+
+    @staticmethod
+    def make(width: int, height: int, pix_fmt: str = "gray", out_pix_fmt: str = "yuv420p", *, color_range: str = "auto",
+             matrix: str | None = "auto") -> "PipeSpec":
+        """Check the options and work out range and matrix (``color_range`` auto: full for grey/yuvj, limited for yuv)."""
+        if width < 1 or height < 1:
+            raise _format_error(f"frame size must be positive, got {width}x{height}")
+        src = RawFormat.parse(pix_fmt)
+        dst = RawFormat.parse(out_pix_fmt, output=True)
+        if color_range not in RANGES:
+            raise _format_error(f"range must be one of {', '.join(RANGES)}, got {color_range!r}")
+        if color_range != "auto":
+            full = color_range == "full"
+        elif src.kind == "grey":
+            full = True                       # what ffmpeg's format=gray makes from any source
+        elif src.kind == "yuv":
+            full = bool(src.planar and src.planar.full_range)
+        else:
+            full = dst.kind == "rgb" or bool(dst.planar and dst.planar.full_range)
+        try:
+            m = matrix_named(matrix, height)
+        except ValueError as exc:
+            raise _format_error(str(exc)) from None
+        return PipeSpec(width, height, src, dst, full, m)
+
+    @property
+    def layout(self) -> "PlanarYUV":
+        """The chroma layout the ChromaStream works in: the output's (4:4:4 8-bit for RGB output)."""
+        from filmcolor.video.formats import PlanarYUV
+
+        if self.dst.kind == "rgb":
+            return layout_444(8, self.full_range)
+        p = self.dst.planar
+        assert p is not None
+        return PlanarYUV(p.name, p.bits, p.log2_w, p.log2_h, self.full_range)
+
+    @property
+    def luma_bits(self) -> int:
+        return self.layout.bits
+
+    def describe(self) -> str:
+        return (f"{self.width}x{self.height} {self.src.name} -> {self.dst.name}, "
+                f"{'full' if self.full_range else 'limited'} range, {self.matrix.name}")
+
+
+def read_exact(stream: IO[bytes], buf: bytearray) -> int:
+    """Fill ``buf`` from ``stream`` (readinto loop); returns the bytes read: ``len(buf)``, or fewer at EOF."""
+    view = memoryview(buf)
+    got = 0
+    readinto = getattr(stream, "readinto", None)
+    while got < len(buf):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            chunk = stream.read(len(buf) - got)
+            n = len(chunk) if chunk else 0
+            view[got:got + n] = chunk or b""
+        if not n:
+            break
+        got += n
+    return got
+
+
+def write_all(stream: IO[bytes], data: Any) -> None:
+    """Write every byte of ``data`` (raw streams may write less than asked)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = stream.write(view)
+        if n is None:  # non-blocking stream with nothing written: try again
+            continue
+        view = view[n:]
+
+
+class _Reader(threading.Thread):
+    """Reads whole frames into ``out``; puts ``("error", msg)`` for a cut-short frame, then the end marker."""
+
+    def __init__(self, stream: IO[bytes], frame_bytes: int, out: queue.Queue, describe: str) -> None:
+        super().__init__(daemon=True, name="filmcolor-pipe-read")
+        self.stream, self.frame_bytes, self.out, self.describe = stream, frame_bytes, out, describe
+        self.stop = threading.Event()
+        self.frames = 0
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                buf = bytearray(self.frame_bytes)
+                got = read_exact(self.stream, buf)
+                if got == 0:
+                    break
+                if got < self.frame_bytes:
+                    self._put(("error", f"input ended inside frame {self.frames + 1}: got {got} of {self.frame_bytes} "
+                                        f"bytes; check that the frame size and pixel format ({self.describe}) match "
+                                        f"the raw stream"))
+                    break
+                self.frames += 1
+                if not self._put(("frame", buf)):
+                    return
+        except OSError as exc:
+            self._put(("error", f"reading the input failed: {exc}"))
+        except BaseException as exc:  # keep the pipe from hanging on any reader failure
+            self._put(("error", f"reading the input failed: {exc!r}"))
+        self._put(_END)
+
+
+class _Writer(threading.Thread):
+    """Writes queued frames (sequences of arrays) and flushes after each, so frames leave at once."""
+
+    def __init__(self, stream: IO[bytes], inbox: queue.Queue) -> None:
+        super().__init__(daemon=True, name="filmcolor-pipe-write")
+        self.stream, self.inbox = stream, inbox
+        self.error: BaseException | None = None
+        self.frames = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                item = self.inbox.get()
+                if item is _END:
+                    break
+                for part in item:
+                    write_all(self.stream, part)
+                flush = getattr(self.stream, "flush", None)
+                if flush is not None:
+                    flush()
+                self.frames += 1
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+            while self.inbox.get() is not _END:  # drain so the producer never blocks
+                pass
+
+
+def _put(q: queue.Queue, item: Any, writer: _Writer) -> None:
+    while True:
+        if writer.error is not None:  # stop making frames nobody can take
+            raise _writer_error(writer.error)
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            if not writer.is_alive():
+                raise _writer_error(writer.error)
+
+
+def _writer_error(exc: BaseException | None) -> Exception:
+    if isinstance(exc, BrokenPipeError):
+        return _format_error("the output pipe was closed by the reading process before all frames were written")
+    return _format_error(f"writing the output failed: {exc}")
+
+
+def _split(buf: bytearray, spec: PipeSpec) -> list[np.ndarray]:
+    arr = np.frombuffer(buf, dtype=spec.src.dtype)
+    planes, pos = [], 0
+    for shape in spec.src.plane_shapes(spec.width, spec.height):
+        n = int(np.prod(shape))
+        planes.append(arr[pos:pos + n].reshape(shape))
+        pos += n
+    return planes
+
+
+def input_luma(buf: bytearray, spec: PipeSpec) -> np.ndarray:
+    """One raw input frame -> luma codes at the output's depth (the input's own codes when depths match)."""
+    first = _split(buf, spec)[0]
+    bits = spec.luma_bits
+    if spec.src.kind == "rgb":
+        return rgb_to_luma(first, spec.matrix, bits, spec.full_range, order=spec.src.name[:3])
+    y = first.astype(np.uint8 if spec.src.bits == 8 else np.uint16)  # native-endian copy of the codes
+    return convert_depth(y, spec.src.bits, bits, spec.full_range)
+
+
+def output_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, spec: PipeSpec) -> list[np.ndarray]:
+    """Planes of one output frame in their raw order and byte order."""
+    if spec.dst.kind == "rgb":
+        rgb = ycbcr_planes_to_rgb(y, cb, cr, spec.layout, spec.matrix)
+        return [rgb if spec.dst.name == "rgb24" else np.ascontiguousarray(rgb[..., ::-1])]
+    dt = spec.dst.dtype
+    return [np.ascontiguousarray(p, dtype=dt) for p in (y, cb, cr)]
+
+
+def run_pipe(src: IO[bytes], dst: IO[bytes], spec: PipeSpec, colorizer: "Colorizer", *, queue_size: int = 4,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """Colorize raw frames from ``src`` into ``dst`` until the end of ``src``; returns a summary dict.
+
+    Raises :class:`~filmcolor.video.formats.FormatError` (one-line message) for a cut-short last frame,
+    an empty input or a closed output, after writing every complete frame it could.
+    """
+    frame_bytes = spec.src.frame_bytes(spec.width, spec.height)
+    q_in: queue.Queue = queue.Queue(maxsize=queue_size)
+    q_out: queue.Queue = queue.Queue(maxsize=queue_size)
+    reader = _Reader(src, frame_bytes, q_in, f"{spec.width}x{spec.height} {spec.src.name}, {frame_bytes} bytes a frame")
+    writer = _Writer(dst, q_out)
+    stream = colorizer.stream(spec.width, spec.height, spec.layout, spec.matrix, causal=True)
+    t0 = time.monotonic()
+    frames, error = 0, None
+    reader.start()
+    writer.start()
+
+    def emit(ready: list) -> None:
+        for y, cb, cr in ready:
+            _put(q_out, output_planes(y, cb, cr, spec), writer)
+
+    try:
+        while True:
+            item = q_in.get()
+            if item is _END:
+                break
+            kind, obj = item
+            if kind == "error":
+                error = obj
+                continue  # the end marker follows
+            y = input_luma(obj, spec)
+            emit(stream.push(y, y))
+            frames += 1
+            if progress:
+                progress(frames)
+        emit(stream.flush())
+    finally:
+        reader.stop.set()
+        while True:  # the end marker must reach a live writer even when the queue is full
+            try:
+                q_out.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                if not writer.is_alive():
+                    break
+        writer.join()
+    if writer.error is not None:
+        raise _writer_error(writer.error)
+    if error:
+        raise _format_error(error)
+    if frames == 0:
+        raise _format_error(f"no frames on the input ({spec.describe()}): did the process feeding it fail?")
+    elapsed = time.monotonic() - t0
+    return {"frames": frames, "width": spec.width, "height": spec.height, "pix_fmt": spec.src.name,
+            "out_pix_fmt": spec.dst.name, "full_range": spec.full_range, "matrix": spec.matrix.name,
+            "seconds": round(elapsed, 3), "fps": round(frames / max(elapsed, 1e-9), 2),
+            "engine": colorizer.describe()}
+
+
+_Opt = typer.Option
+WidthOpt = _Opt("--width", "-W", min=1, help="Frame width in pixels (ffmpeg's -s W).")
+HeightOpt = _Opt("--height", "-H", min=1, help="Frame height in pixels (ffmpeg's -s xH).")
+PixFmtOpt = _Opt("--pix-fmt", help="Input pixel format: gray, gray10le, yuv420p, yuv420p10le, yuv444p, rgb24, bgr24...")
+OutPixFmtOpt = _Opt("--out-pix-fmt", help="Output pixel format: yuv420p, yuv422p, yuv444p, yuv420p10le, rgb24, bgr24...")
+ModelOpt = _Opt("--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
+EngineOpt = _Opt("--engine", "-e", help="Inference engine: auto, torch, onnxruntime, tensorrt.")
+RenderOpt = _Opt("--render-size", "-r", min=32, help="Short side the model sees (default: the model's).")
+DeviceOpt = _Opt("--device", help="cpu or cuda (default: the engine's choice).")
+SaturationOpt = _Opt("--saturation", min=0.0, help="Multiply the predicted colour (1 = as the model made it).")
+SmoothingOpt = _Opt("--smoothing", help="Temporal smoothing: stream (causal) or off.")
+StrengthOpt = _Opt("--strength", min=0.0, max=1.0, help="Temporal smoothing strength.")
+RangeOpt = _Opt("--range", help="Luma code range of the input, kept in the output: auto (full for gray, "
+                                "limited for yuv), full, limited.")
+MatrixOpt = _Opt("--matrix", help="Y'CbCr matrix: auto (BT.709 from 720 lines, else BT.601), bt601, bt709, bt2020nc.")
+QuietOpt = _Opt("--quiet", "-q", help="No summary lines on stderr.")
+JsonOpt = _Opt("--json", help="Also write the summary as JSON to this path.")
+
+
+def pipe(
+    width: Annotated[int, WidthOpt],
+    height: Annotated[int, HeightOpt],
+    pix_fmt: Annotated[str, PixFmtOpt] = "gray",
+    out_pix_fmt: Annotated[str, OutPixFmtOpt] = "yuv420p",
+    model: Annotated[str, ModelOpt] = "default",
+    engine: Annotated[str, EngineOpt] = "auto",
+    render_size: Annotated[Optional[int], RenderOpt] = None,
+    device: Annotated[Optional[str], DeviceOpt] = None,
+    saturation: Annotated[float, SaturationOpt] = 1.0,
+    smoothing: Annotated[str, SmoothingOpt] = "stream",
+    strength: Annotated[float, StrengthOpt] = 0.7,
+    color_range: Annotated[str, RangeOpt] = "auto",
+    matrix: Annotated[str, MatrixOpt] = "auto",
+    quiet: Annotated[bool, QuietOpt] = False,
+    json_path: Annotated[Optional[Path], JsonOpt] = None,
+) -> None:
+    """Colorize raw video frames from stdin to stdout (between two ffmpeg processes)."""
+    if smoothing not in ("stream", "off"):
+        raise _format_error(f"--smoothing must be stream or off for a pipe (it is causal), got {smoothing!r}")
+    spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, color_range=color_range, matrix=matrix)
+    if sys.stdout.isatty():
+        raise _format_error("stdout is a terminal: pipe the raw output into a program (ffmpeg -f rawvideo ... -i -)")
+    colorizer, _ = make_colorizer(None, {"model": model, "engine": engine, "device": device, "render_size": render_size,
+                                         "saturation": saturation, "smoothing": smoothing,
+                                         "smoothing_strength": strength})
+    log = sys.stderr
+    if not quiet:
+        print(f"filmcolor pipe: {spec.describe()} [{colorizer.describe()}]", file=log, flush=True)
+        if spec.full_range and spec.dst.kind == "yuv":
+            print("filmcolor pipe: the output is full range: give the encoding ffmpeg -color_range pc before its -i",
+                  file=log, flush=True)
+    try:
+        summary = run_pipe(sys.stdin.buffer, sys.stdout.buffer, spec, colorizer)
+    except BaseException:
+        _quiet_stdout()
+        raise
+    finally:
+        colorizer.close()
+    if not quiet:
+        print(f"filmcolor pipe: {summary['frames']} frame(s), {summary['fps']} fps", file=log, flush=True)
+    if json_path is not None:
+        import json
+
+        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _quiet_stdout() -> None:
+    """After a failed write, point stdout at /dev/null so Python's exit flush does not complain again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m filmcolor.plugins.ffmpeg_pipe``: the same command standalone, one-line errors, exit 2."""
+    import signal
+
+    from filmcolor.video.formats import FormatError
+
+    app = typer.Typer(add_completion=False)
+    app.command()(pipe)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        app(args=argv, standalone_mode=False, prog_name="filmcolor pipe")
+    except (FormatError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
