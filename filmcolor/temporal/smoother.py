@@ -21,13 +21,15 @@ few milliseconds per frame on a CPU. Flow is computed by OpenCV on the CPU; ever
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .flow import FlowEstimator, Warper, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, scaled_size
+from .flow import FlowEstimator, Warper, box3, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, scaled_size
 from .scenecut import DEFAULT_SCENE_THRESHOLD, SceneCutDetector
 
 
@@ -54,11 +56,17 @@ class TemporalSmoother:
     frames that are ready, oldest first, as ``[2,h,w]`` tensors on ``device`` (the input's device when
     None) in the input's dtype. Every pushed frame comes out exactly once, in order: streaming mode
     returns it at once, windowed mode ``latency`` = ``window`` frames later or from ``flush()``.
+
+    ``cpu_threads``: torch intra-op threads while smoothing on the CPU; the previous setting is restored
+    after each call. The tensors are small, so parallel regions cost more than they save, and on a busy
+    machine (training alongside) waiting for a second thread made a frame 10-100x slower. The setting is
+    process-wide while a call runs: pass None to leave torch alone when other threads run torch CPU work
+    at the same time (the video pipeline runs the model and the smoother in one thread).
     """
 
     def __init__(self, *, strength: float = 0.7, window: int = 0, scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
                  device: torch.device | str | None = None, flow: str = "dis", work_scale: float = 0.5,
-                 luma_sigma: float = 5.0) -> None:
+                 luma_sigma: float = 5.0, correction_blur: int = 2, cpu_threads: int | None = 1) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if window < 0:
@@ -68,6 +76,9 @@ class TemporalSmoother:
         self.device = torch.device(device) if device is not None else None
         self.work_scale = float(work_scale)
         self.luma_sigma = float(luma_sigma)
+        self.correction_blur = int(correction_blur)
+        self.cpu_threads = cpu_threads
+        self._on_cpu = True
         self._flow = FlowEstimator(flow)
         self._warp = Warper()
         self._detector = SceneCutDetector(scene_threshold)
@@ -79,6 +90,7 @@ class TemporalSmoother:
         self._prev: _Frame | None = None          # streaming state
         self._buf: deque[_Frame] = deque()        # windowed: history + pending frames
         self._next_out = 0                        # windowed: seq of the next frame to return
+        self._size: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------------------------- public API
     @property
@@ -106,6 +118,30 @@ class TemporalSmoother:
     @torch.no_grad()
     def push(self, L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
         """Add one frame; returns the frames ready now (see the class docstring)."""
+        self._on_cpu = (self.device or ab.device).type == "cpu"
+        with self._threads():
+            return self._push(L, ab)
+
+    @torch.no_grad()
+    def flush(self) -> list[torch.Tensor]:
+        """End of stream: the frames still held back, in order. The next push starts a new shot."""
+        with self._threads():
+            return self._flush()
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        n = self.cpu_threads
+        if not self._on_cpu or n is None or torch.get_num_threads() == n:
+            yield
+            return
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    def _push(self, L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
         fr = self._ingest(L, ab)
         if self.window == 0:
             return [self._stream(fr)]
@@ -117,9 +153,7 @@ class TemporalSmoother:
             out.append(self._emit())
         return out
 
-    @torch.no_grad()
-    def flush(self) -> list[torch.Tensor]:
-        """End of stream: the frames still held back, in order. The next push starts a new shot."""
+    def _flush(self) -> list[torch.Tensor]:
         out = []
         if self.window > 0:
             while self._buf and self._buf[-1].seq >= self._next_out:
@@ -144,9 +178,14 @@ class TemporalSmoother:
         dev = self.device or ab.device
         dtype = ab.dtype
         h, w = ab.shape[-2:]
-        ab = ab.reshape(2, h, w).to(device=dev, dtype=torch.float32)
-        L = L.reshape(1, 1, *L.shape[-2:]).to(device=dev, dtype=torch.float32)
+        # copies: the state must not alias buffers the caller may reuse
+        ab = ab.reshape(2, h, w).to(device=dev, dtype=torch.float32, copy=True)
+        L = L.reshape(1, 1, *L.shape[-2:]).to(device=dev, dtype=torch.float32, copy=True)
         hw, ww = scaled_size(h, w, self.work_scale)
+        if (h, w) != self._size:  # a new size cannot be warped onto the old one: start a shot
+            self._size = (h, w)
+            self._new_shot = True
+            self._detector.reset()
         ab_w = _resize(ab[None], (hw, ww), "area")
         L_w = _resize(L, (hw, ww), "area")
         u8 = luma_u8(L_w)
@@ -167,11 +206,20 @@ class TemporalSmoother:
         return flow_tensor(self._flow(a.u8, b.u8), dev), flow_tensor(self._flow(b.u8, a.u8), dev)
 
     def _finish(self, fr: _Frame, out_w: torch.Tensor) -> torch.Tensor:
-        """Full-size output: the frame's a,b plus the (upsampled) low-frequency correction."""
-        if out_w.shape[-2:] == fr.ab.shape[-2:]:
-            res = out_w[0]
-        else:
-            res = fr.ab + _resize(out_w - fr.ab_w, tuple(fr.ab.shape[-2:]), "bilinear")[0]
+        """Full-size output: the frame's a,b plus the smoothed, upsampled correction ``out_w - ab_w``.
+
+        Blurring the correction (``correction_blur`` 3x3 passes at working size) keeps what flicker is made
+        of, region-sized colour changes, and drops the fine-scale part, which is mostly interpolation blur
+        and flow error at edges. On four sample clips without flicker it halved the colour error smoothing
+        adds (CIEDE2000 +0.24 -> +0.11, windowed) and changed flicker removal by a few percent; pixel-scale
+        chroma noise is left as it is (``correction_blur=0`` smooths that too).
+        """
+        corr = out_w - fr.ab_w
+        for _ in range(self.correction_blur):
+            corr = box3(corr)
+        if corr.shape[-2:] != fr.ab.shape[-2:]:
+            corr = _resize(corr, tuple(fr.ab.shape[-2:]), "bilinear")
+        res = fr.ab + corr[0]
         return res.to(fr.dtype)
 
     def _stream(self, fr: _Frame) -> torch.Tensor:
