@@ -122,8 +122,10 @@ class TensorRTEngine(Engine):
     def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
                  batch: int | None = None, precision: str | None = None, render_sizes: Sequence[int] | None = None,
                  aspects: Union[AspectRange, tuple[HW, HW, HW]] = DEFAULT_ASPECTS, max_batch: int | None = None,
-                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None) -> None:
-        """``precision``: fp32, fp16 or bf16 (default fp16 unless ``fp16=False``). ``render_sizes``/``aspects``/
+                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None,
+                 threads: int | None = None) -> None:
+        """``threads`` is accepted for a uniform engine signature and unused (the GPU does the work).
+        ``precision``: fp32, fp16 or bf16 (default fp16 unless ``fp16=False``). ``render_sizes``/``aspects``/
         ``max_batch``: what the optimization profile covers (default: the model's render size, portrait
         9:16 to 2.4:1, ``batch`` frames); other shapes trigger a (cached) rebuild with a wider profile."""
         super().__init__(model, config)

@@ -14,13 +14,16 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
-                 batch: int | None = None) -> None:
+                 batch: int | None = None, threads: int | None = None) -> None:
+        """``threads``: torch intra-op threads on the CPU (process-wide; None leaves torch's setting)."""
         super().__init__(model, config)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         reason = self.probe(device)
         if reason:
             raise EngineUnavailable(reason)
         self.device = torch.device(device)
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(int(threads))
         self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16 and self.device.type == "cuda")
         self.batch = batch or (8 if self.device.type == "cuda" else 1)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)

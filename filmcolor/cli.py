@@ -30,12 +30,18 @@ def _write_json(path: Optional[Path], data) -> None:
         path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _colorizer(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
-               smoothing: str = "window", strength: float = 0.7):
-    from .colorizer import Colorizer, ColorizerOptions
+def _options(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
+             smoothing: str = "window", strength: float = 0.7):
+    from .colorizer import ColorizerOptions
 
-    return Colorizer(ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,
-                                      saturation=saturation, smoothing=smoothing, smoothing_strength=strength))
+    return ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,
+                            saturation=saturation, smoothing=smoothing, smoothing_strength=strength)
+
+
+def _colorizer(*args, **kw):
+    from .colorizer import Colorizer
+
+    return Colorizer(_options(*args, **kw))
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -72,20 +78,28 @@ def colorize(
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_path: Optional[Path] = JsonOpt,
+    segments: bool = typer.Option(False, "--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
+    segment_seconds: float = typer.Option(60.0, min=0.01, help="With --segments: target segment length (cut at the next keyframe)."),
+    workers: int = typer.Option(1, min=1, help="With --segments: worker processes sharing the segments (implies --segments)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
+    work_dir: Optional[Path] = typer.Option(None, help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
+    keep_work: bool = typer.Option(False, "--keep-work", help="With --segments: keep the segment files after joining."),
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import colorize as run
-    from .video.pipeline import EncodeOptions
+    from .video.pipeline import EncodeOptions, check_paths
 
-    from .video.pipeline import check_paths
-
+    enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    if segments or workers > 1 or ray or work_dir:
+        return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
+                                   enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
+                                   start, end)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
     c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
-    enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:
@@ -104,6 +118,45 @@ def colorize(
         for r in results:
             err.print(f"wrote {r['output']}: {r['frames']} frame(s)" + (f", {r['fps']} fps" if "fps" in r else ""))
     _write_json(json_path, results[0] if len(results) == 1 else results)
+
+
+def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: int, ray: Optional[str],
+                        work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
+                        start: Optional[float], end: Optional[float]) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .colorizer import Colorizer
+    from .segments import colorize_segmented
+    from .video.formats import FormatError
+
+    if src.is_dir() or "%" in src.name:
+        raise FormatError("--segments/--workers/--ray take one video file, not a folder or image sequence")
+    if start is not None or end is not None:
+        raise FormatError("--start/--end cannot be combined with --segments; cut the clip first")
+    executor = "ray" if ray else ("processes" if workers > 1 else "inline")
+    colorizer = Colorizer(options) if executor == "inline" else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[segs]} segments"),
+                  TextColumn("{task.completed}/{task.total} frames"), TextColumn("{task.fields[fps]:.1f} fps"),
+                  TimeRemainingColumn(), console=err, disable=quiet) as bar:
+        where = colorizer.describe() if colorizer else f"{options.engine} engine"
+        task = bar.add_task(f"{src.name} [{where}]", total=None, fps=0.0, segs="0/?")
+
+        def tick(p) -> None:
+            bar.update(task, completed=p.frames, total=p.total, fps=p.fps, segs=f"{p.segments_done}/{p.segments}")
+
+        try:
+            res = colorize_segmented(src, dst, options, encode=enc, segment_seconds=segment_seconds, workers=workers,
+                                     executor=executor, ray_address=ray or "local", work_dir=work_dir,
+                                     keep_work=keep_work, overwrite=overwrite, colorizer=colorizer, progress=tick)
+        finally:
+            if colorizer:
+                colorizer.close()
+    for w in res.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {w}")
+    if not quiet:
+        err.print(f"wrote {res['output']}: {res['frames']} frame(s) in {res['segments']} segment(s) "
+                  f"({res['segments_reused']} reused), {res['executor']}")
+    _write_json(json_path, res)
 
 
 @app.command()
@@ -218,6 +271,9 @@ def train(
     adv_loss: str = typer.Option("bce", help="bce (label smoothing 0.9), lsgan or hinge."),
     lambda_l1: float = typer.Option(100.0), feature_weight: float = typer.Option(10.0),
     minutes: Optional[float] = typer.Option(None, help="Wall-time budget; the same command resumes."),
+    lr_g: float = typer.Option(5e-4, help="Generator learning rate in pre-training (cosine schedule)."),
+    init_from: Optional[Path] = typer.Option(None, help="Start from another run's checkpoint (its folder): fine-tuning."),
+    val_every: int = typer.Option(1000, help="Validate (and export) every this many steps."),
     device: str = typer.Option("cpu"), seed: int = typer.Option(0), quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
@@ -228,7 +284,8 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out_dir), val=str(val) if val else None, architecture=architecture,
                       model_kwargs=kwargs, size=size, batch_size=batch_size, pretrain_steps=pretrain_steps,
                       critic_steps=critic_steps, gan_steps=gan_steps, adv_loss=adv_loss, lambda_l1=lambda_l1,
-                      feature_weight=feature_weight, minutes=minutes, device=device, seed=seed)
+                      feature_weight=feature_weight, minutes=minutes, device=device, seed=seed, lr_g=lr_g,
+                      init_from=str(init_from) if init_from else None, val_every=val_every)
     res = run(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
     out.print(json.dumps(res))
 
@@ -351,7 +408,7 @@ def main() -> None:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/]: no output was left behind")
+        err.print("[red]interrupted[/]: no partial output was left behind (finished --segments are kept for resuming)")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

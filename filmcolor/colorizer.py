@@ -35,6 +35,7 @@ class ColorizerOptions:
     smoothing_strength: float = 0.7
     window: int = 2
     batch: int | None = None
+    threads: int | None = None       # CPU threads of the engine (None: all this process may use)
 
 
 class Colorizer:
@@ -48,8 +49,12 @@ class Colorizer:
             raise ValueError(f"smoothing must be one of {SMOOTHING_MODES}, got {self.options.smoothing!r}")
         model, self.config = load_model(self.options.model)
         self.render_size = self.options.render_size or self.config.render_size or DEFAULT_RENDER_SIZE
-        self.engine = create_engine(self.options.engine, model, self.config, device=self.options.device,
-                                    batch=self.options.batch)
+        engine_opts: dict[str, Any] = {"batch": self.options.batch}
+        if self.options.threads:
+            engine_opts["threads"] = self.options.threads
+        if self.options.engine == "tensorrt":  # build the optimization profile around this render size
+            engine_opts["render_sizes"] = (self.render_size,)
+        self.engine = create_engine(self.options.engine, model, self.config, device=self.options.device, **engine_opts)
         self.device = torch.device(self.engine.capabilities.device)
         self.gain = self.options.saturation * self.config.chroma_gain
 

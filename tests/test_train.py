@@ -122,3 +122,14 @@ def test_feature_loss_zero_for_truth():
     f = FeatureLoss()
     L, ab = torch.rand(1, 1, 32, 32) * 100, torch.randn(1, 2, 32, 32) * 20
     assert float(f(L, ab, ab)) < 1e-5 and float(f(L, ab * 0, ab)) > 1e-3
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(image_folder, tmp_path):
+    first = Trainer(cfg(image_folder, tmp_path / "a"))
+    first.run()
+    second = Trainer(cfg(image_folder, tmp_path / "b", init_from=str(tmp_path / "a"), seed=1))
+    assert second.step == 0  # a fresh schedule ...
+    for (k, v), w in zip(first.G.state_dict().items(), second.G.state_dict().values()):
+        assert torch.equal(v, w), k  # ... from the first run's generator
+    with pytest.raises(FileNotFoundError):
+        Trainer(cfg(image_folder, tmp_path / "c", init_from=str(tmp_path / "missing")))

@@ -60,6 +60,8 @@ class TrainConfig:
     val_limit: int = 60
     render_size: int = 256
     log_every: int = 25
+    init_from: str | None = None   # training checkpoint whose generator (and critic) start this run
+
 
     @property
     def total_steps(self) -> int:
@@ -103,7 +105,16 @@ class Trainer:
         if self.ckpt.with_suffix(".json").exists():
             meta = load_checkpoint(self.ckpt, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d})
             self.step, self.elapsed = meta["step"], meta["elapsed"]
+        elif cfg.init_from:
+            self._init_from(Path(cfg.init_from))
         self.multiple = getattr(self.G, "size_multiple", 32)
+
+    def _init_from(self, path: Path) -> None:
+        """Start from another run's weights (fine-tuning); optimizers, step and clock start fresh."""
+        src = path / "checkpoint" if path.is_dir() else path.with_suffix("")
+        if not src.with_suffix(".json").exists():
+            raise FileNotFoundError(f"no training checkpoint at {src}.json")
+        load_checkpoint(src, {"G": self.G, "D": self.D}, {})
 
     # -- one step of each phase ------------------------------------------------------------------
     def _autocast(self):

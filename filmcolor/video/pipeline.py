@@ -37,6 +37,24 @@ class EncodeOptions:
     options: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Span:
+    """Part of a clip in stream time-base units, for segment jobs (see :mod:`filmcolor.segments`).
+
+    Frames from ``decode_from`` to ``decode_to`` (exclusive; None = end) go through the colorizer, so
+    the temporal smoother sees the same neighbours as in one pass over the whole film; only frames in
+    ``[emit_from, emit_to)`` are written, with their source timestamps unchanged.
+    """
+
+    decode_from: int
+    emit_from: int
+    emit_to: int | None
+    decode_to: int | None
+
+    def emits(self, pts: int | None) -> bool:
+        return pts is not None and pts >= self.emit_from and (self.emit_to is None or pts < self.emit_to)
+
+
 @dataclass
 class Progress:
     frames: int
@@ -65,6 +83,14 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 def temp_path(dst: Path) -> Path:
     """Where the output is written until complete: a hidden name that never looks finished."""
     return dst.with_name(f".{dst.stem}.filmcolor-partial-{os.getpid()}{dst.suffix}")
+
+
+def container_options(dst: Path, time_base: Fraction) -> dict[str, str]:
+    """Muxer options: MP4/MOV edit lists in the video's own timescale, not 1/1000 s, so a clip that
+    does not start at zero (a segment, a VFR source) keeps its exact timestamps."""
+    if dst.suffix.lower() in (".mp4", ".m4v", ".mov") and time_base.numerator == 1:
+        return {"movie_timescale": str(time_base.denominator)}
+    return {}
 
 
 def open_input(src: Path) -> av.container.InputContainer:
@@ -167,7 +193,6 @@ class _Writer(threading.Thread):
         self.out, self.vstream, self.packet_map, self.inbox = out_container, vstream, packet_map, inbox
         self.transcoders = transcoders
         self.error: BaseException | None = None
-        self.frames = 0
 
     def run(self) -> None:
         try:
@@ -178,7 +203,6 @@ class _Writer(threading.Thread):
                 kind, obj = item
                 if kind == "v":
                     self.out.mux(self.vstream.encode(obj))
-                    self.frames += 1
                 elif obj.stream.index in self.transcoders:
                     in_s, out_s = self.transcoders[obj.stream.index]
                     for af in obj.decode():
@@ -198,8 +222,12 @@ class _Writer(threading.Thread):
 
 def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, encode: EncodeOptions | None = None,
                    start: float | None = None, end: float | None = None, overwrite: bool = False,
-                   progress: Callable[[Progress], None] | None = None, queue_size: int = 8) -> dict:
-    """Colorize the video ``src`` into ``dst``; returns a summary dict. Raises FormatError on bad input."""
+                   progress: Callable[[Progress], None] | None = None, queue_size: int = 8,
+                   span: Span | None = None) -> dict:
+    """Colorize the video ``src`` into ``dst``; returns a summary dict. Raises FormatError on bad input.
+
+    With ``span`` only that part is written, video only, timestamps as in the source (a segment).
+    """
     src, dst = Path(src), Path(dst)
     encode = encode or EncodeOptions()
     check_paths(src, dst, overwrite)
@@ -216,6 +244,8 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
         tb = vin.time_base or Fraction(1, 25)
         start_pts = int(start / tb) if start else None
         end_pts = int(end / tb) if end else None
+        if span is not None:
+            start_pts, end_pts = span.decode_from, span.decode_to
         if start_pts:
             container.seek(start_pts, stream=vin, backward=True)
         total = vin.frames or None
@@ -231,7 +261,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
         colorspace_tag = str(getattr(cc, "colorspace", "") or "")
         matrix = choose_matrix(colorspace_tag if cc.colorspace not in (0, 2) else None, height)
 
-        out = av.open(str(tmp), "w")
+        out = av.open(str(tmp), "w", options=container_options(dst, tb))
         try:
             rate = vin.average_rate or vin.guessed_rate or Fraction(25)
             vout = out.add_stream(defaults.codec, rate=rate)
@@ -253,21 +283,28 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
                 vout.codec_context.color_trc = cc.color_trc
             if vin.sample_aspect_ratio:
                 vout.sample_aspect_ratio = vin.sample_aspect_ratio
-            packet_map, transcoders, others, warnings_ = _map_other_streams(container, out, dst)
+            if span is None:
+                packet_map, transcoders, others, warnings_ = _map_other_streams(container, out, dst)
+            else:
+                packet_map, transcoders, others, warnings_ = {}, {}, [], []
             q_in: queue.Queue = queue.Queue(maxsize=queue_size)
             q_out: queue.Queue = queue.Queue(maxsize=queue_size)
             reader = _Reader(container, vin, others, q_in, start_pts, end_pts)
             writer = _Writer(out, vout, packet_map, q_out, transcoders)
             chroma = colorizer.stream(width, height, layout, matrix)
-            shift = start_pts or 0
-            frames_in, error = 0, None
+            shift = (start_pts or 0) if span is None else 0
+            frames_in, frames_out, error = 0, 0, None
             rotation_set = False
             reader.start()
             writer.start()
             t_start = time.monotonic()
 
             def emit(ready) -> None:
+                nonlocal frames_out
                 for (frame, y), cb, cr in ready:
+                    if span is not None and not span.emits(frame.pts):
+                        continue  # warm-up or look-ahead frame of a segment
+                    frames_out += 1
                     of = new_yuv_frame(y, cb, cr, out_fmt)
                     of.pts = None if frame.pts is None else frame.pts - shift
                     of.time_base = tb
@@ -316,8 +353,8 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
                 raise FormatError(f"encoding failed: {writer.error}")
             if error:
                 raise FormatError(f"{str(src)!r}: {error}")
-            if frames_in == 0:
-                raise FormatError(f"{str(src)!r} has no decodable video frames")
+            if frames_in == 0 or (span is not None and frames_out == 0):
+                raise FormatError(f"{str(src)!r} has no decodable video frames" + (" in this segment" if span else ""))
         finally:
             out.close()
         os.replace(tmp, dst)
@@ -329,7 +366,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
     elapsed = time.monotonic() - t0
     if reader.bad_packets:
         warnings_.append(f"{reader.bad_packets} corrupt video packet(s) could not be decoded and were skipped")
-    return {"input": str(src), "output": str(dst), "frames": frames_in, "seconds": round(elapsed, 3),
+    return {"input": str(src), "output": str(dst), "frames": frames_out, "seconds": round(elapsed, 3),
             "fps": round(frames_in / max(elapsed, 1e-9), 2), "width": width, "height": height,
             "pix_fmt": out_fmt, "codec": defaults.codec, "matrix": matrix.name, "full_range": full_range,
             "bad_packets": reader.bad_packets, "warnings": warnings_, "engine": colorizer.describe()}

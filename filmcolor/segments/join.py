@@ -1,0 +1,72 @@
+"""Joining finished segments into the final file without re-encoding, audio muxed from the source.
+
+Segment packets are copied as they are (their timestamps are the source's, so nothing is shifted);
+the source's audio and subtitle streams are copied (or audio converted, as in a one-pass run) and
+interleaved with the video by time. Memory stays flat: both sides are read lazily.
+"""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+
+from ..video.formats import FormatError
+from ..video.pipeline import _map_other_streams, container_options, open_input
+
+
+def _video_packets(files: Sequence[Path], vout) -> Iterator:
+    for path in files:
+        with av.open(str(path)) as seg:
+            vin = seg.streams.video[0]
+            for packet in seg.demux(vin):
+                if packet.size == 0:
+                    continue
+                packet.stream = vout
+                yield packet
+
+
+def _seconds(packet) -> float:
+    t = packet.dts if packet.dts is not None else packet.pts
+    return float(t * packet.time_base) if t is not None else 0.0
+
+
+def join_segments(files: Sequence[Path], src: Path, tmp: Path, dst: Path) -> dict:
+    """Write ``files`` (in order) plus ``src``'s other streams to ``tmp``; returns counts and notes."""
+    if not files:
+        raise FormatError("no segments to join")
+    first = av.open(str(files[0]))
+    source = open_input(src)
+    template = first.streams.video[0]
+    out = av.open(str(tmp), "w", options=container_options(dst, template.time_base))
+    frames, last_dts = 0, None
+    try:
+        vout = out.add_stream_from_template(template)
+        packet_map, transcoders, others, notes = _map_other_streams(source, out, dst)
+        first.close()
+        video = ((_seconds(p), 0, p) for p in _video_packets(files, vout))
+        rest = ((_seconds(p), 1, p) for p in source.demux(*others) if p.size and p.dts is not None) if others else iter(())
+        for _, kind, packet in heapq.merge(video, rest, key=lambda x: (x[0], x[1])):
+            if kind == 0:
+                if last_dts is not None and packet.dts is not None and packet.dts <= last_dts:
+                    raise FormatError(f"segment timestamps overlap at dts {packet.dts}; the work folder is "
+                                      f"inconsistent: delete it and run again")
+                last_dts = packet.dts if packet.dts is not None else last_dts
+                out.mux(packet)
+                frames += 1
+            elif packet.stream.index in transcoders:
+                _, out_s = transcoders[packet.stream.index]
+                for af in packet.decode():
+                    af.pts = None
+                    out.mux(out_s.encode(af))
+            else:
+                packet.stream = packet_map[packet.stream.index]
+                out.mux(packet)
+        for _, out_s in transcoders.values():
+            out.mux(out_s.encode(None))
+    finally:
+        out.close()
+        source.close()
+    return {"frames": frames, "warnings": notes}

@@ -1,0 +1,133 @@
+"""Segmented colorization of long films: plan, render what is missing, join; resumable.
+
+``colorize_segmented`` is the whole job. Re-running it with the same input, output and settings after
+a crash, Ctrl-C or ``kill -9`` reuses every finished segment and renders only the rest; since each
+segment is computed from the same frames with the same neighbours, the joined film is frame for
+frame what an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..colorizer import Colorizer, ColorizerOptions
+from ..models.weights import resolve_weights
+from ..video.formats import FormatError, output_defaults
+from ..video.pipeline import EncodeOptions, Progress, check_paths, temp_path
+from .executors import create_executor
+from .join import join_segments
+from .manifest import WorkFolder, source_identity
+from .plan import index_frames, plan_segments
+from .worker import SegmentTask
+
+DEFAULT_SEGMENT_SECONDS = 60.0
+DEFAULT_OVERLAP = 8   # frames decoded on each side of a segment: > the smoother's window and cut detector
+
+
+@dataclass
+class SegmentProgress:
+    segments_done: int
+    segments: int
+    frames: int          # frames finished (whole segments, plus the running one in this process)
+    total: int
+    fps: float
+
+
+def default_work_dir(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.filmcolor-work")
+
+
+def job_key(src: Path, dst: Path, options: ColorizerOptions, encode: EncodeOptions, segment_frames: int,
+            overlap: int) -> dict:
+    """Everything that changes the pixels of a segment; a work folder is reused only for an equal key.
+
+    Engine, device, threads and batch are left out: they change speed, not the picture beyond float
+    rounding, so a job may resume on another machine.
+    """
+    config, weights = resolve_weights(options.model)
+    look = {k: v for k, v in asdict(options).items() if k not in ("engine", "device", "threads", "batch")}
+    return {"source": source_identity(src), "output_suffix": dst.suffix.lower(),
+            "weights": {"file": weights.name, "size": weights.stat().st_size, "config": config.read_text()},
+            "colorizer": look, "encode": asdict(encode), "segment_frames": segment_frames, "overlap": overlap,
+            "filmcolor": __version__}
+
+
+def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptions | None = None, *,
+                       encode: EncodeOptions | None = None, segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+                       overlap: int = DEFAULT_OVERLAP, workers: int = 1, executor: str | None = None,
+                       ray_address: str = "local", work_dir: str | Path | None = None, keep_work: bool = False,
+                       overwrite: bool = False, colorizer: Colorizer | None = None,
+                       progress: Callable[[SegmentProgress], None] | None = None,
+                       on_segment: Callable[[dict], None] | None = None) -> dict:
+    """Colorize ``src`` into ``dst`` in resumable segments; returns a summary dict.
+
+    ``executor``: "inline" (this process), "processes" (``workers`` processes here) or "ray"
+    (``ray_address``); default inline for one worker, processes for more.
+    """
+    src, dst = Path(src), Path(dst)
+    options = options or (colorizer.options if colorizer else ColorizerOptions())
+    encode = encode or EncodeOptions()
+    check_paths(src, dst, overwrite)
+    output_defaults(dst, encode.codec)
+    if segment_seconds <= 0:
+        raise FormatError("--segment-seconds must be positive")
+    t0 = time.monotonic()
+    index = index_frames(src)
+    segment_frames = max(1, round(segment_seconds * float(index.rate)))
+    planned = plan_segments(index, segment_frames, overlap, dst.suffix.lower())
+    folder = WorkFolder(Path(work_dir) if work_dir else default_work_dir(dst))
+    segments = folder.create_or_check(job_key(src, dst, options, encode, segment_frames, overlap), planned,
+                                      index.frames)
+    pending = [s for s in segments if not folder.is_done(s)]
+    reused = len(segments) - len(pending)
+    name = executor or ("inline" if workers <= 1 else "processes")
+    kw = {"colorizer": colorizer} if name == "inline" else {"address": ray_address} if name == "ray" else {}
+    ex = create_executor(name, options, workers, **kw)
+
+    done_frames = sum(s.frames for s in segments if s not in pending)
+    state = {"done": reused, "frames": done_frames, "rendered": 0}
+    t_render = time.monotonic()
+
+    def report(extra: int = 0) -> None:
+        if progress:
+            rendered = state["rendered"] + extra
+            progress(SegmentProgress(state["done"], len(segments), state["frames"] + extra, index.frames,
+                                     rendered / max(1e-6, time.monotonic() - t_render)))
+
+    def on_done(summary: dict) -> None:
+        state["done"] += 1
+        state["frames"] += summary["frames"]
+        state["rendered"] += summary["frames"]
+        if on_segment:
+            on_segment(summary)
+        report()
+
+    report()
+    ex.run([SegmentTask(str(src), str(folder.root), s, encode) for s in pending], on_done,
+           (lambda p: report(p.frames)) if name == "inline" else None)
+    missing = [s.index for s in segments if not folder.is_done(s)]
+    if missing:
+        raise FormatError(f"segments {missing} did not finish; run the same command again to resume")
+
+    tmp = temp_path(dst)
+    try:
+        joined = join_segments([folder.root / s.file for s in segments], src, tmp, dst)
+        if joined["frames"] != index.frames:
+            raise FormatError(f"joined {joined['frames']} frames but the input has {index.frames}; the work "
+                              f"folder {str(folder.root)!r} is kept for inspection")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not keep_work:
+        folder.remove(segments)
+    elapsed = time.monotonic() - t0
+    return {"input": str(src), "output": str(dst), "frames": joined["frames"], "segments": len(segments),
+            "segments_reused": reused, "segments_rendered": len(pending), "executor": ex.describe(),
+            "seconds": round(elapsed, 3), "fps": round(state["rendered"] / max(elapsed, 1e-9), 2),
+            "work_dir": str(folder.root) if keep_work else None, "warnings": joined["warnings"]}

@@ -1,0 +1,50 @@
+"""One unit of work: colorize one segment into the work folder and mark it done.
+
+Every executor (in-process, worker processes, Ray actors) calls :func:`render_segment`; they differ
+only in where it runs. A ``SegmentTask`` is plain picklable data, so it travels to any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..colorizer import Colorizer, ColorizerOptions
+from ..video.pipeline import EncodeOptions, Progress, colorize_video
+from .manifest import WorkFolder
+from .plan import Segment
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    src: str
+    work_dir: str
+    segment: Segment
+    encode: EncodeOptions
+
+
+def render_segment(task: SegmentTask, colorizer: Colorizer,
+                   progress: Callable[[Progress], None] | None = None) -> dict:
+    """Write the segment's file (temporary name, then renamed) and its done marker; return a summary."""
+    folder = WorkFolder(Path(task.work_dir))
+    res = colorize_video(task.src, folder.root / task.segment.file, colorizer, encode=task.encode,
+                         overwrite=True, span=task.segment.span, progress=progress)
+    folder.mark_done(task.segment, res)
+    return {"segment": task.segment.index, "frames": res["frames"], "planned_frames": task.segment.frames,
+            "seconds": res["seconds"], "worker": f"{socket.gethostname()}:{os.getpid()}", "engine": res["engine"]}
+
+
+class SegmentWorker:
+    """A colorizer kept for many segments: the body of a worker process or a Ray actor."""
+
+    def __init__(self, options: ColorizerOptions) -> None:
+        self.colorizer = Colorizer(options)
+
+    def render(self, task: SegmentTask) -> dict:
+        return render_segment(task, self.colorizer)
+
+    def describe(self) -> str:
+        return self.colorizer.describe()
