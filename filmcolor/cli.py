@@ -237,14 +237,23 @@ def engines(json_path: Optional[Path] = JsonOpt) -> None:
 
 @app.command()
 def evaluate(
-    folder: Path = typer.Argument(..., help="Folder of colour images (made grey, colorized, compared)."),
+    folder: Path = typer.Argument(..., help="Folder of colour images (made grey, colorized, compared), or a colorized clip (with --reference)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Video: the colour original the clip was made from (grey-converted, then colorized)."),
     model: str = ModelOpt, engine: str = EngineOpt, render_size: Optional[int] = RenderOpt,
     saturation: float = typer.Option(1.0, min=0.0),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write report.md, metrics.json and grid.png here."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images (or video frames)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
-    """PSNR, CIEDE2000 and colourfulness beside the zero-chroma baseline."""
+    """Images: PSNR, CIEDE2000, colourfulness beside the zero-chroma baseline. Video (a colorized clip and
+    --reference): also warp error (Lai et al. 2018) and CDC (TCVC), beside the original and the grey clip."""
+    from .video.formats import FormatError
+
+    if reference is not None or (folder.is_file() and folder.suffix.lower() not in (".png", ".jpg", ".jpeg")):
+        if reference is None:
+            raise FormatError(f"{str(folder)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
+                              f"or a folder of colour images")
+        return _evaluate_video(folder, reference, limit, out_dir, json_path)
     from .evaluate import evaluate_images, write_report
 
     c = _colorizer(model, engine, None, render_size, saturation, "off")
@@ -254,6 +263,27 @@ def evaluate(
     if out_dir:
         write_report(rep, out_dir, f"{c.describe()} on {folder}")
     _write_json(json_path, rep.summary())
+
+
+def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: Optional[Path],
+                    json_path: Optional[Path]) -> None:
+    from .video.pipeline import open_input
+    from .video_metrics import evaluate_video, format_report
+
+    for p in (clip, reference):
+        open_input(p).close()  # one-line error for a missing or unreadable file
+    res = evaluate_video(clip, reference, max_frames=limit)
+    if res["frames"] < 2:
+        from .video.formats import FormatError
+
+        raise FormatError("video metrics need at least 2 frames in both clips")
+    text = format_report(res, f"{clip.name} against {reference.name}")
+    out.print(text)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.md").write_text(text + "\n")
+        _write_json(out_dir / "metrics.json", res)
+    _write_json(json_path, res)
 
 
 @app.command()

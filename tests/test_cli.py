@@ -86,3 +86,20 @@ def test_engines_and_models_commands(tmp_path):
     rows = json.loads((tmp_path / "e.json").read_text())
     assert any(r["engine"] == "torch" and r["device"] == "cpu" and r["usable"] for r in rows)
     assert run("models").returncode == 0
+
+
+def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path):
+    orig = make_clip(tmp_path / "orig.mp4", frames=8, grey=False)
+    grey = make_clip(tmp_path / "grey.mp4", frames=8, grey=True)
+    col = tmp_path / "col.mp4"
+    assert run("colorize", grey, col, "-m", tiny_model_path, "-q").returncode == 0
+    r = run("evaluate", col, "--reference", orig, "--json", tmp_path / "m.json", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert res["frames"] == 8
+    for clip in ("colorized", "grey", "original"):
+        assert {"psnr", "ciede2000", "colourfulness", "warp_error", "cdc"} <= set(res[clip])
+    assert res["original"]["ciede2000"] is None and res["colorized"]["ciede2000"] > 0  # the reference level
+    assert "warp err" in (tmp_path / "rep" / "report.md").read_text()
+    bad = run("evaluate", col)
+    assert bad.returncode == 2 and "--reference" in bad.stderr and "Traceback" not in bad.stderr
