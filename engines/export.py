@@ -16,7 +16,6 @@ if any of that fails or the TorchScript exporter is gone from a future torch.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import inspect
 import json
@@ -31,9 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch.nn.utils import parametrize
-
 from filmcolor.models import ModelConfig
+from filmcolor.models.layers import baked_copy
 
 from .trt_cache import FileLock, cache_root, slug, temp_path_for
 
@@ -59,31 +57,6 @@ class _ComputeIn(nn.Module):
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         return self.net(L.to(self.dtype)).float()
-
-
-def baked_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode with every parametrisation (spectral norm) replaced by its current value.
-
-    Unlike ``deepcopy`` + ``parametrize.remove_parametrizations`` (which deletes the property from the
-    ``Parametrized*`` class that the copy *shares* with the original, breaking the original model),
-    this only swaps the copy's own ``__class__`` back and never touches the shared class.
-    """
-    m = copy.deepcopy(model).eval()
-    for mod in list(m.modules()):
-        if not parametrize.is_parametrized(mod):
-            continue
-        baked = {}
-        with torch.no_grad():
-            for name, plist in mod.parametrizations.items():
-                baked[name] = (getattr(mod, name).detach().clone(), isinstance(plist.original, nn.Parameter))
-        mod.__class__ = mod.__class__.__bases__[0]
-        del mod._modules["parametrizations"]
-        for name, (value, is_param) in baked.items():
-            if is_param:
-                mod.register_parameter(name, nn.Parameter(value, requires_grad=False))
-            else:
-                mod.register_buffer(name, value)
-    return m
 
 
 def prepare_for_export(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:

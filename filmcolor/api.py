@@ -9,8 +9,9 @@ import numpy as np
 
 from .colorizer import Colorizer, ColorizerOptions
 from .images import colorize_array, colorize_image_file
-from .video.formats import STILL_SUFFIXES, parse_planar, choose_matrix
+from .video.formats import STILL_SUFFIXES, choose_matrix
 from .video.pipeline import EncodeOptions, colorize_video
+from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 
 def colorize(src: str | Path, dst: str | Path, *, colorizer: Colorizer | None = None, overwrite: bool = False,
@@ -35,31 +36,17 @@ def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None
     Temporal smoothing runs across the stream (causal by default, so a frame is returned as soon as the
     next one arrives); frames must all have the same size.
     """
-    import cv2
-
     c = colorizer or Colorizer(ColorizerOptions(**options))
-    layout = parse_planar("yuv444p")
-    layout = type(layout)(layout.name, 8, 0, 0, True)
+    layout = layout_444(8, full_range=True)
     stream = None
     for frame in frames:
-        y = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if stream is None:
-            h, w = y.shape
+            h, w = frame.shape[:2]
             matrix = choose_matrix(None, h)
             stream = c.stream(w, h, layout, matrix, causal=causal)
+        y = frame if frame.ndim == 2 else rgb_to_luma(frame, matrix)
         for yy, cb, cr in stream.push(y, y):
-            yield _to_rgb(yy, cb, cr, matrix)
+            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
     if stream is not None:
         for yy, cb, cr in stream.flush():
-            yield _to_rgb(yy, cb, cr, matrix)
-
-
-def _to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, matrix) -> np.ndarray:
-    import torch
-
-    from .color import ycbcr_to_rgb
-
-    yt = torch.from_numpy(y).float()[None] / 255
-    c = (torch.from_numpy(np.stack((cb, cr))).float() - 128) / 255
-    rgb = ycbcr_to_rgb(yt, c, matrix)
-    return (rgb * 255).round().byte().permute(1, 2, 0).numpy()
+            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)

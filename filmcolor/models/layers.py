@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -67,10 +69,26 @@ def _icnr_(weight: torch.Tensor, scale: int) -> None:
         weight.copy_(sub.repeat_interleave(scale**2, dim=0))
 
 
-def bake_spectral_norm(model: nn.Module) -> nn.Module:
-    """Replace every spectral-norm parametrisation by its current normalised weight (for export)."""
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return model
+def baked_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with every parametrisation (spectral norm) replaced by its current value.
+
+    Unlike ``deepcopy`` + ``parametrize.remove_parametrizations`` (which deletes the property from the
+    ``Parametrized*`` class that the copy *shares* with the original, breaking the original model),
+    this only swaps the copy's own ``__class__`` back and never touches the shared class.
+    """
+    m = copy.deepcopy(model).eval()
+    for mod in list(m.modules()):
+        if not parametrize.is_parametrized(mod):
+            continue
+        baked = {}
+        with torch.no_grad():
+            for name, plist in mod.parametrizations.items():
+                baked[name] = (getattr(mod, name).detach().clone(), isinstance(plist.original, nn.Parameter))
+        mod.__class__ = mod.__class__.__bases__[0]
+        del mod._modules["parametrizations"]
+        for name, (value, is_param) in baked.items():
+            if is_param:
+                mod.register_parameter(name, nn.Parameter(value, requires_grad=False))
+            else:
+                mod.register_buffer(name, value)
+    return m

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .layers import bake_spectral_norm
+from .layers import baked_copy
 from .registry import create_model
 
 DEFAULT_MODEL = "default"
@@ -85,10 +85,7 @@ def save_model(model: nn.Module, config: ModelConfig, path: str | Path, *, half:
     """Write ``path``.safetensors and ``path``.json for inference (spectral norm baked in, fp16 storage)."""
     stem = Path(path).with_suffix("") if Path(path).suffix in (".json", ".safetensors") else Path(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh copy rebuilt from the registry: deepcopy of spectral-norm parametrised modules is unsafe.
-    fresh = create_model(config.architecture, **{k: v for k, v in config.kwargs.items() if k != "pretrained"})
-    fresh.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    baked = bake_spectral_norm(fresh.eval())
+    baked = baked_copy(model).cpu()  # the caller's (possibly training) model is left untouched
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in baked.state_dict().items()}
     config = dataclasses.replace(config, kwargs=dict(config.kwargs))
     config.kwargs = {**config.kwargs, "sn": False} if "sn" in _arg_names(config.architecture) else config.kwargs
