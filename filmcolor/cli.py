@@ -80,7 +80,7 @@ def colorize(
     json_path: Optional[Path] = JsonOpt,
     segments: bool = typer.Option(False, "--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
     segment_seconds: float = typer.Option(60.0, min=0.01, help="With --segments: target segment length (cut at the next keyframe)."),
-    workers: int = typer.Option(1, min=1, help="With --segments: worker processes sharing the segments (implies --segments)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="With --segments: worker processes sharing the segments (implies --segments); with --ray: Ray actors (default: one per GPU, else per CPU of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
     work_dir: Optional[Path] = typer.Option(None, help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
     keep_work: bool = typer.Option(False, "--keep-work", help="With --segments: keep the segment files after joining."),
@@ -92,7 +92,7 @@ def colorize(
     from .video.pipeline import EncodeOptions, check_paths
 
     enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
-    if segments or workers > 1 or ray or work_dir:
+    if segments or (workers or 1) > 1 or ray or work_dir:
         return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
                                    enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
                                    start, end)
@@ -120,7 +120,7 @@ def colorize(
     _write_json(json_path, results[0] if len(results) == 1 else results)
 
 
-def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: int, ray: Optional[str],
+def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: Optional[int], ray: Optional[str],
                         work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
                         start: Optional[float], end: Optional[float]) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -133,7 +133,7 @@ def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: flo
         raise FormatError("--segments/--workers/--ray take one video file, not a folder or image sequence")
     if start is not None or end is not None:
         raise FormatError("--start/--end cannot be combined with --segments; cut the clip first")
-    executor = "ray" if ray else ("processes" if workers > 1 else "inline")
+    executor = "ray" if ray else ("processes" if (workers or 1) > 1 else "inline")
     colorizer = Colorizer(options) if executor == "inline" else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[segs]} segments"),
                   TextColumn("{task.completed}/{task.total} frames"), TextColumn("{task.fields[fps]:.1f} fps"),

@@ -166,3 +166,12 @@ def test_temporal_smoothing_keeps_every_frame_in_order(tmp_path, tiny_model_path
     assert [round(f.time, 3) for _, f in frames_of(src)] == [round(f.time, 3) for _, f in frames_of(dst)]
     for ya, yb in zip(y_planes(src), y_planes(dst)):
         assert np.array_equal(ya, yb)
+
+
+def test_webm_output_converts_aac_audio_to_opus(colorizer, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, audio=True)
+    dst = tmp_path / "out.webm"
+    res = colorize_video(src, dst, colorizer)
+    assert any("converted to libopus" in w for w in res["warnings"])
+    with av.open(str(dst)) as c:
+        assert c.streams.audio[0].codec_context.name == "opus" and c.streams.video[0].codec_context.name == "vp9"

@@ -155,3 +155,64 @@ def test_ray_local_cluster_equals_one_process(film, options, uninterrupted, tmp_
     res = colorize_segmented(film, dst, options, segment_seconds=SEG, executor="ray", ray_address="local", workers=2)
     assert res["executor"] == "Ray (local)" and not ray.is_initialized()
     assert same_frames(decoded(dst), decoded(uninterrupted))
+
+
+def test_next_dts_lifts_a_seam_dts_but_never_past_pts():
+    from filmcolor.segments.join import next_dts
+    assert next_dts(None, -2, 0) == -2 and next_dts(5, 6, 9) == 6
+    assert next_dts(5, 4, 9) == 6 and next_dts(5, 5, 6) == 6   # B-frame delay of a new segment
+    with pytest.raises(FormatError, match="overlap"):
+        next_dts(5, 3, 5)
+
+
+def test_span_at_first_frame_does_not_seek_and_late_seek_is_an_error():
+    idx = FrameIndex((1000, 1010, 1020, 1030), (0, 2), Fraction(1, 100), Fraction(10))
+    s0, s1 = plan_segments(idx, segment_frames=2, overlap=1, suffix=".mkv")
+    assert not s0.span.seek and s1.span.seek  # an MPEG-TS-like start (pts 1000) is decoded from the top
+
+
+def test_reader_refuses_a_seek_that_lands_after_the_segment(film, options, tmp_path):
+    from filmcolor.video.pipeline import Span
+    c = Colorizer(options)
+    # ask for a segment starting between keyframes 10 and 20 but claim it is exact: pts 15 frames in
+    with av.open(str(film)) as f:
+        pts = sorted(p.pts for p in f.demux(video=0) if p.size)
+    span = Span(decode_from=pts[15], emit_from=pts[15], emit_to=pts[20], decode_to=pts[20])
+    res = colorize_video(film, tmp_path / "ok.mkv", c, span=span)  # backward seek lands before: fine
+    assert res["frames"] == 5
+    late = Span(decode_from=pts[0] - 1, emit_from=pts[0], emit_to=pts[5], decode_to=pts[5], seek=False)
+    with pytest.raises(FormatError, match="not frame-exact"):
+        colorize_video(film, tmp_path / "late.mkv", c, span=late)
+    assert not (tmp_path / "late.mkv").exists()
+
+
+def test_avi_output_is_refused_in_segments(film, options, tmp_path):
+    with pytest.raises(FormatError, match="cannot be written in segments"):
+        colorize_segmented(film, tmp_path / "o.avi", options, segment_seconds=SEG)
+
+
+def test_work_folder_lock_refuses_a_live_run_and_takes_over_a_dead_one(tmp_path):
+    from filmcolor.segments.manifest import LOCK, WorkFolder
+    folder = WorkFolder(tmp_path / "w")
+    with folder.locked():
+        with pytest.raises(FormatError, match="in use by another filmcolor run"):
+            with WorkFolder(tmp_path / "w").locked():
+                pass
+    assert not (tmp_path / "w").exists()  # lock gone, empty folder removed
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "w").mkdir()
+    import socket
+    (tmp_path / "w" / LOCK).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    with folder.locked():
+        assert json.loads((tmp_path / "w" / LOCK).read_text())["pid"] != int(dead.stdout)
+
+
+def test_worker_process_start_failure_is_reported(film, tmp_path):
+    bad = ColorizerOptions(model=str(tmp_path / "missing.safetensors"), engine="torch")
+    from filmcolor.segments.executors import ProcessExecutor
+    from filmcolor.segments.worker import SegmentTask
+    idx = index_frames(film)
+    seg = plan_segments(idx, 10, 2, ".mkv")[0]
+    (tmp_path / "w").mkdir()
+    with pytest.raises(FormatError, match="worker process could not start"):
+        ProcessExecutor(bad, workers=1).run([SegmentTask(str(film), str(tmp_path / "w"), seg, None)], lambda s: None)

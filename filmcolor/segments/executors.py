@@ -71,15 +71,20 @@ class InlineExecutor:
 
 
 _WORKER: SegmentWorker | None = None  # one per worker process, made by the pool's initializer
+_INIT_ERROR: str | None = None         # why it could not be made (an initializer that raises breaks the pool)
 
 
 def _init_process(options: ColorizerOptions) -> None:
-    global _WORKER
-    _WORKER = SegmentWorker(options)
+    global _WORKER, _INIT_ERROR
+    try:
+        _WORKER = SegmentWorker(options)
+    except Exception as exc:  # reported with the first task instead of a bare BrokenProcessPool
+        _INIT_ERROR = str(exc) or exc.__class__.__name__
 
 
 def _run_in_process(task: SegmentTask) -> dict:
-    assert _WORKER is not None, "worker process was not initialised"
+    if _WORKER is None:
+        raise FormatError(f"worker process could not start: {_INIT_ERROR or 'not initialised'}")
     return _WORKER.render(task)
 
 

@@ -33,26 +33,40 @@ def _seconds(packet) -> float:
     return float(t * packet.time_base) if t is not None else 0.0
 
 
+def next_dts(last: int | None, dts: int | None, pts: int | None) -> int | None:
+    """Decode timestamp for the next video packet so that dts rises strictly across segment seams.
+
+    Each segment was encoded alone, so its first packets may carry a dts at or below the previous
+    segment's last one (B-frame delay on a variable-rate source). Moving such a dts up is harmless
+    while it stays <= pts (dts orders decoding only); beyond that the seam cannot be joined.
+    """
+    if last is None or dts is None or dts > last:
+        return dts
+    fixed = last + 1
+    if pts is not None and fixed > pts:
+        raise FormatError(f"segment timestamps overlap at dts {dts} (pts {pts}); the work folder is inconsistent: "
+                          f"delete it and run again")
+    return fixed
+
+
 def join_segments(files: Sequence[Path], src: Path, tmp: Path, dst: Path) -> dict:
     """Write ``files`` (in order) plus ``src``'s other streams to ``tmp``; returns counts and notes."""
     if not files:
         raise FormatError("no segments to join")
-    first = av.open(str(files[0]))
     source = open_input(src)
-    template = first.streams.video[0]
-    out = av.open(str(tmp), "w", options=container_options(dst, template.time_base))
+    out = None
     frames, last_dts = 0, None
     try:
-        vout = out.add_stream_from_template(template)
+        with av.open(str(files[0])) as first:
+            template = first.streams.video[0]
+            out = av.open(str(tmp), "w", options=container_options(dst, template.time_base))
+            vout = out.add_stream_from_template(template)
         packet_map, transcoders, others, notes = _map_other_streams(source, out, dst)
-        first.close()
         video = ((_seconds(p), 0, p) for p in _video_packets(files, vout))
         rest = ((_seconds(p), 1, p) for p in source.demux(*others) if p.size and p.dts is not None) if others else iter(())
         for _, kind, packet in heapq.merge(video, rest, key=lambda x: (x[0], x[1])):
             if kind == 0:
-                if last_dts is not None and packet.dts is not None and packet.dts <= last_dts:
-                    raise FormatError(f"segment timestamps overlap at dts {packet.dts}; the work folder is "
-                                      f"inconsistent: delete it and run again")
+                packet.dts = next_dts(last_dts, packet.dts, packet.pts)
                 last_dts = packet.dts if packet.dts is not None else last_dts
                 out.mux(packet)
                 frames += 1
@@ -67,6 +81,7 @@ def join_segments(files: Sequence[Path], src: Path, tmp: Path, dst: Path) -> dic
         for _, out_s in transcoders.values():
             out.mux(out_s.encode(None))
     finally:
-        out.close()
+        if out is not None:
+            out.close()
         source.close()
     return {"frames": frames, "warnings": notes}

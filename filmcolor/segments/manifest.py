@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..video.formats import FormatError
 from .plan import Segment
 
 MANIFEST = "manifest.json"
+LOCK = "lock.json"
 FORMAT = "filmcolor-segments/1"
 
 
@@ -42,6 +46,42 @@ class WorkFolder:
     @property
     def manifest_path(self) -> Path:
         return self.root / MANIFEST
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock file (created with O_EXCL) while a run coordinates it.
+
+        A lock left by a process that no longer exists on this host (``kill -9``) is taken over; a live
+        one, or one from another host, is an error naming its owner.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _read_owner(path)
+                if owner is not None and _alive(owner):
+                    raise FormatError(f"work folder {str(self.root)!r} is in use by another filmcolor run (pid "
+                                      f"{owner.get('pid')} on {owner.get('host')}); wait for it, or delete "
+                                      f"{str(path)!r} if that run is gone") from None
+                path.unlink(missing_ok=True)  # stale: its process died
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        else:
+            raise FormatError(f"could not lock work folder {str(self.root)!r}")
+        try:
+            yield
+        finally:
+            if _read_owner(path) == me:
+                path.unlink(missing_ok=True)
+            try:
+                self.root.rmdir()  # empty once the job's files were removed
+            except OSError:
+                pass
 
     def marker(self, seg: Segment) -> Path:
         return self.root / (Path(seg.file).stem + ".done.json")
@@ -83,14 +123,32 @@ class WorkFolder:
                                              "engine": summary.get("engine")})
 
     def remove(self, segments: list[Segment]) -> None:
-        """Delete the finished job's files (only those this job made), then the folder if empty."""
+        """Delete the finished job's files (only those this job made); the lock removes the emptied folder."""
         for seg in segments:
             (self.root / seg.file).unlink(missing_ok=True)
             self.marker(seg).unlink(missing_ok=True)
         self.manifest_path.unlink(missing_ok=True)
         for leftover in self.root.glob(".seg_*"):  # partial files of killed workers
             leftover.unlink(missing_ok=True)
-        try:
-            self.root.rmdir()
-        except OSError:
-            pass
+        for leftover in self.root.glob(".*.tmp"):  # half-written markers
+            leftover.unlink(missing_ok=True)
+
+
+def _read_owner(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: a run killed while writing it
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the lock's owner may still run: another host counts as alive (we cannot check it)."""
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True

@@ -64,8 +64,8 @@ def index_frames(src: str | Path) -> FrameIndex:
         pts: list[int] = []
         keys: set[int] = set()
         for packet in container.demux(vin):
-            if packet.size == 0:
-                continue  # the demuxer's end-of-stream flush packet
+            if packet.size == 0 or packet.is_discard:
+                continue  # the demuxer's end-of-stream flush packet; packets the decoder drops (edit lists)
             if packet.pts is None:
                 raise FormatError(f"{str(src)!r}: video packets carry no timestamps; remux it into .mkv or .mp4 "
                                   f"first (ffmpeg -i in -c copy out.mkv) to colorize it in segments")
@@ -101,6 +101,6 @@ def plan_segments(index: FrameIndex, segment_frames: int, overlap: int, suffix: 
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         lo, hi = max(0, a - overlap), b + overlap
         span = Span(decode_from=pts[lo], emit_from=pts[a], emit_to=pts[b] if b < n else None,
-                    decode_to=pts[hi] if hi < n else None)
+                    decode_to=pts[hi] if hi < n else None, seek=lo > 0)
         segments.append(Segment(i, a, b, span, f"seg_{i:05d}{suffix}"))
     return segments

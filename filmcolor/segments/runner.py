@@ -27,6 +27,7 @@ from .worker import SegmentTask
 
 DEFAULT_SEGMENT_SECONDS = 60.0
 DEFAULT_OVERLAP = 8   # frames decoded on each side of a segment: > the smoother's window and cut detector
+NO_SEGMENT_JOIN = (".avi",)
 
 
 @dataclass
@@ -59,7 +60,7 @@ def job_key(src: Path, dst: Path, options: ColorizerOptions, encode: EncodeOptio
 
 def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptions | None = None, *,
                        encode: EncodeOptions | None = None, segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
-                       overlap: int = DEFAULT_OVERLAP, workers: int = 1, executor: str | None = None,
+                       overlap: int = DEFAULT_OVERLAP, workers: int | None = None, executor: str | None = None,
                        ray_address: str = "local", work_dir: str | Path | None = None, keep_work: bool = False,
                        overwrite: bool = False, colorizer: Colorizer | None = None,
                        progress: Callable[[SegmentProgress], None] | None = None,
@@ -67,67 +68,72 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
     """Colorize ``src`` into ``dst`` in resumable segments; returns a summary dict.
 
     ``executor``: "inline" (this process), "processes" (``workers`` processes here) or "ray"
-    (``ray_address``); default inline for one worker, processes for more.
+    (``ray_address``; ``workers`` actors, default one per GPU, else per CPU); default inline for one
+    worker, processes for more.
     """
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # tasks may run in other processes, other folders
     options = options or (colorizer.options if colorizer else ColorizerOptions())
     encode = encode or EncodeOptions()
     check_paths(src, dst, overwrite)
     output_defaults(dst, encode.codec)
+    if dst.suffix.lower() in NO_SEGMENT_JOIN:
+        raise FormatError(f"{dst.suffix} cannot be written in segments (it stores no presentation timestamps to "
+                          f"join by); write .mkv or .mp4, or colorize without --segments")
     if segment_seconds <= 0:
         raise FormatError("--segment-seconds must be positive")
     t0 = time.monotonic()
     index = index_frames(src)
     segment_frames = max(1, round(segment_seconds * float(index.rate)))
     planned = plan_segments(index, segment_frames, overlap, dst.suffix.lower())
-    folder = WorkFolder(Path(work_dir) if work_dir else default_work_dir(dst))
-    segments = folder.create_or_check(job_key(src, dst, options, encode, segment_frames, overlap), planned,
-                                      index.frames)
-    pending = [s for s in segments if not folder.is_done(s)]
-    reused = len(segments) - len(pending)
-    name = executor or ("inline" if workers <= 1 else "processes")
-    kw = {"colorizer": colorizer} if name == "inline" else {"address": ray_address} if name == "ray" else {}
-    ex = create_executor(name, options, workers, **kw)
+    folder = WorkFolder(Path(work_dir).resolve() if work_dir else default_work_dir(dst))
+    with folder.locked():  # one run per work folder at a time
+        segments = folder.create_or_check(job_key(src, dst, options, encode, segment_frames, overlap), planned,
+                                          index.frames)
+        pending = [s for s in segments if not folder.is_done(s)]
+        reused = len(segments) - len(pending)
+        name = executor or ("inline" if (workers or 1) <= 1 else "processes")
+        kw = {"colorizer": colorizer} if name == "inline" else {"address": ray_address} if name == "ray" else {}
+        ex = create_executor(name, options, workers if name == "ray" else (workers or 1), **kw)
 
-    done_frames = sum(s.frames for s in segments if s not in pending)
-    state = {"done": reused, "frames": done_frames, "rendered": 0}
-    t_render = time.monotonic()
+        done_frames = sum(s.frames for s in segments if s not in pending)
+        state = {"done": reused, "frames": done_frames, "rendered": 0}
+        t_render = time.monotonic()
 
-    def report(extra: int = 0) -> None:
-        if progress:
-            rendered = state["rendered"] + extra
-            progress(SegmentProgress(state["done"], len(segments), state["frames"] + extra, index.frames,
-                                     rendered / max(1e-6, time.monotonic() - t_render)))
+        def report(extra: int = 0) -> None:
+            if progress:
+                rendered = state["rendered"] + extra
+                progress(SegmentProgress(state["done"], len(segments), state["frames"] + extra, index.frames,
+                                         rendered / max(1e-6, time.monotonic() - t_render)))
 
-    def on_done(summary: dict) -> None:
-        state["done"] += 1
-        state["frames"] += summary["frames"]
-        state["rendered"] += summary["frames"]
-        if on_segment:
-            on_segment(summary)
+        def on_done(summary: dict) -> None:
+            state["done"] += 1
+            state["frames"] += summary["frames"]
+            state["rendered"] += summary["frames"]
+            if on_segment:
+                on_segment(summary)
+            report()
+
         report()
+        ex.run([SegmentTask(str(src), str(folder.root), s, encode) for s in pending], on_done,
+               (lambda p: report(p.frames)) if name == "inline" else None)
+        missing = [s.index for s in segments if not folder.is_done(s)]
+        if missing:
+            raise FormatError(f"segments {missing} did not finish; run the same command again to resume")
 
-    report()
-    ex.run([SegmentTask(str(src), str(folder.root), s, encode) for s in pending], on_done,
-           (lambda p: report(p.frames)) if name == "inline" else None)
-    missing = [s.index for s in segments if not folder.is_done(s)]
-    if missing:
-        raise FormatError(f"segments {missing} did not finish; run the same command again to resume")
-
-    tmp = temp_path(dst)
-    try:
-        joined = join_segments([folder.root / s.file for s in segments], src, tmp, dst)
-        if joined["frames"] != index.frames:
-            raise FormatError(f"joined {joined['frames']} frames but the input has {index.frames}; the work "
-                              f"folder {str(folder.root)!r} is kept for inspection")
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not keep_work:
-        folder.remove(segments)
-    elapsed = time.monotonic() - t0
-    return {"input": str(src), "output": str(dst), "frames": joined["frames"], "segments": len(segments),
-            "segments_reused": reused, "segments_rendered": len(pending), "executor": ex.describe(),
-            "seconds": round(elapsed, 3), "fps": round(state["rendered"] / max(elapsed, 1e-9), 2),
-            "work_dir": str(folder.root) if keep_work else None, "warnings": joined["warnings"]}
+        tmp = temp_path(dst)
+        try:
+            joined = join_segments([folder.root / s.file for s in segments], src, tmp, dst)
+            if joined["frames"] != index.frames:
+                raise FormatError(f"joined {joined['frames']} frames but the input has {index.frames}; the work "
+                                  f"folder {str(folder.root)!r} is kept for inspection")
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if not keep_work:
+            folder.remove(segments)
+        elapsed = time.monotonic() - t0
+        return {"input": str(src), "output": str(dst), "frames": joined["frames"], "segments": len(segments),
+                "segments_reused": reused, "segments_rendered": len(pending), "executor": ex.describe(),
+                "seconds": round(elapsed, 3), "fps": round(state["rendered"] / max(elapsed, 1e-9), 2),
+                "work_dir": str(folder.root) if keep_work else None, "warnings": joined["warnings"]}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..colorizer import Colorizer, ColorizerOptions
+from ..video.formats import FormatError
 from ..video.pipeline import EncodeOptions, Progress, colorize_video
 from .manifest import WorkFolder
 from .plan import Segment
@@ -30,8 +31,14 @@ def render_segment(task: SegmentTask, colorizer: Colorizer,
                    progress: Callable[[Progress], None] | None = None) -> dict:
     """Write the segment's file (temporary name, then renamed) and its done marker; return a summary."""
     folder = WorkFolder(Path(task.work_dir))
-    res = colorize_video(task.src, folder.root / task.segment.file, colorizer, encode=task.encode,
+    media = folder.root / task.segment.file
+    res = colorize_video(task.src, media, colorizer, encode=task.encode,
                          overwrite=True, span=task.segment.span, progress=progress)
+    if res["frames"] != task.segment.frames:  # never marked done: it would be redone forever, or join short
+        media.unlink(missing_ok=True)
+        raise FormatError(f"segment {task.segment.index}: decoded {res['frames']} frames where the packet index "
+                          f"has {task.segment.frames}; remux the input into .mkv first (ffmpeg -i in -c copy "
+                          f"out.mkv) or colorize it without --segments")
     folder.mark_done(task.segment, res)
     return {"segment": task.segment.index, "frames": res["frames"], "planned_frames": task.segment.frames,
             "seconds": res["seconds"], "worker": f"{socket.gethostname()}:{os.getpid()}", "engine": res["engine"]}

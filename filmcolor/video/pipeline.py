@@ -50,6 +50,7 @@ class Span:
     emit_from: int
     emit_to: int | None
     decode_to: int | None
+    seek: bool = True   # False for a span starting at the first frame: decode from the top, never seek
 
     def emits(self, pts: int | None) -> bool:
         return pts is not None and pts >= self.emit_from and (self.emit_to is None or pts < self.emit_to)
@@ -138,10 +139,13 @@ def choose_output_format(src_fmt: str, codec: str, default_8: str, default_10: s
 class _Reader(threading.Thread):
     """Demuxes video + copied streams; decodes video. Puts ('v', frame) / ('p', packet) / errors on ``out``."""
 
-    def __init__(self, container, vstream, others, out: queue.Queue, start_pts: int | None, end_pts: int | None):
+    def __init__(self, container, vstream, others, out: queue.Queue, start_pts: int | None, end_pts: int | None,
+                 exact_start: bool = False):
+        """``exact_start``: the first decoded frame must not lie after ``start_pts`` (a segment must begin
+        exactly where planned; some containers, MPEG-TS among them, seek to a later keyframe)."""
         super().__init__(daemon=True, name="filmcolor-decode")
         self.container, self.vstream, self.others, self.out = container, vstream, others, out
-        self.start_pts, self.end_pts = start_pts, end_pts
+        self.start_pts, self.end_pts, self.exact_start = start_pts, end_pts, exact_start
         self.bad_packets = 0
         self.stop = threading.Event()
 
@@ -168,6 +172,14 @@ class _Reader(threading.Thread):
                     return
                 if packet.stream is self.vstream:
                     for frame in self._frames(packet):
+                        if self.exact_start and frame.pts is not None:
+                            self.exact_start = False
+                            if self.start_pts is not None and frame.pts > self.start_pts:
+                                self._put(("error", f"seeking is not frame-exact in this file (wanted pts "
+                                                    f"{self.start_pts}, first frame at {frame.pts}); remux it into "
+                                                    f".mkv first (ffmpeg -i in -c copy out.mkv)"))
+                                self._put(_END)
+                                return
                         if self.start_pts is not None and frame.pts is not None and frame.pts < self.start_pts:
                             continue
                         if self.end_pts is not None and frame.pts is not None and frame.pts >= self.end_pts:
@@ -246,7 +258,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
         end_pts = int(end / tb) if end else None
         if span is not None:
             start_pts, end_pts = span.decode_from, span.decode_to
-        if start_pts:
+        if start_pts and (span is None or span.seek):
             container.seek(start_pts, stream=vin, backward=True)
         total = vin.frames or None
         width, height = cc.width, cc.height
@@ -289,7 +301,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
                 packet_map, transcoders, others, warnings_ = {}, {}, [], []
             q_in: queue.Queue = queue.Queue(maxsize=queue_size)
             q_out: queue.Queue = queue.Queue(maxsize=queue_size)
-            reader = _Reader(container, vin, others, q_in, start_pts, end_pts)
+            reader = _Reader(container, vin, others, q_in, start_pts, end_pts, exact_start=span is not None)
             writer = _Writer(out, vout, packet_map, q_out, transcoders)
             chroma = colorizer.stream(width, height, layout, matrix)
             shift = (start_pts or 0) if span is None else 0
@@ -389,6 +401,10 @@ def _put(q: queue.Queue, item, writer: _Writer, final: bool = False) -> None:
                 raise FormatError(f"encoding failed: {writer.error}")
 
 
+# audio codec (and sample rate, None: keep) for audio the output container cannot hold as it is
+AUDIO_FALLBACK = {".mkv": ("flac", None), ".webm": ("libopus", 48000)}
+
+
 def _map_other_streams(container, out, dst: Path):
     """Copy audio/subtitle streams where the container holds their codec; else convert audio, report."""
     packet_map, transcoders, others, notes = {}, {}, [], []
@@ -401,8 +417,8 @@ def _map_other_streams(container, out, dst: Path):
             packet_map[s.index] = out.add_stream_from_template(s)
             others.append(s)
         elif s.type == "audio":
-            target = "flac" if dst.suffix.lower() == ".mkv" else "aac"
-            out_s = out.add_stream(target, rate=s.codec_context.sample_rate)
+            target, rate = AUDIO_FALLBACK.get(dst.suffix.lower(), ("aac", None))
+            out_s = out.add_stream(target, rate=rate or s.codec_context.sample_rate)
             out_s.layout = s.codec_context.layout
             transcoders[s.index] = (s, out_s)
             others.append(s)
