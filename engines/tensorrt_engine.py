@@ -92,8 +92,12 @@ def build_plan(trt: ModuleType, onnx_path: Path, shapes: Sequence[Sequence[int]]
     config.add_optimization_profile(profile)
     cache = None
     if timing_cache is not None:
-        previous = timing_cache.read_bytes() if timing_cache.exists() else b""
-        cache = config.create_timing_cache(previous)
+        try:
+            previous = timing_cache.read_bytes() if timing_cache.exists() else b""
+            cache = config.create_timing_cache(previous)
+        except Exception as exc:  # unreadable or corrupt: time the layers afresh
+            log.warning("ignoring the TensorRT timing cache %s: %s", timing_cache, exc)
+            cache = config.create_timing_cache(b"")
         config.set_timing_cache(cache, False)  # ignore_mismatch=False
     plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -203,7 +207,14 @@ class TensorRTEngine(Engine):
             names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
             if names != {ONNX_INPUT, ONNX_OUTPUT}:
                 raise RuntimeError(f"engine has tensors {sorted(names)}, expected ['L', 'ab']")
+            for name in (ONNX_INPUT, ONNX_OUTPUT):  # buffers are float32 torch tensors (casts live inside)
+                if engine.get_tensor_dtype(name) != trt.float32:
+                    raise RuntimeError(f"engine tensor {name!r} is {engine.get_tensor_dtype(name)}, expected float32")
             context = engine.create_execution_context()
+            if context is None:
+                raise RuntimeError("TensorRT could not create an execution context (out of GPU memory?)")
+            if self.context is not None:
+                torch.cuda.current_stream(self.device).synchronize()  # old context may still run queued work
         self.context = None  # release the old context before the old engine
         self.runtime, self.engine, self.context = runtime, engine, context
         self.profile = shapes
