@@ -262,6 +262,21 @@ def run(colorize_ab: Colorize | None = None, render_size: int = 256, *, clips: t
     return out
 
 
+def model_colorizer(model: str, engine: str = "auto") -> Colorize:
+    """A real model as the benchmark's colorizer: L -> a,b x the model's chroma gain, through ``engine``."""
+    from ..engines import create_engine
+    from ..models import load_model
+
+    net, config = load_model(model)
+    eng = create_engine(engine, net, config)
+
+    def colorize(L: torch.Tensor) -> torch.Tensor:
+        return eng.infer(L) * config.chroma_gain
+
+    colorize.__name__ = f"{config.name} on {eng.describe()}"
+    return colorize
+
+
 def _mean(v: list) -> float | None:
     v = [x for x in v if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return float(np.mean(v)) if v else None
@@ -282,10 +297,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-cut-test", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--data", type=Path, default=DATA_DIR)
+    ap.add_argument("--model", default=None, help="a real model (packaged name or .safetensors; 'default') instead "
+                                                  "of the stand-in")
+    ap.add_argument("--engine", default="auto", help="engine for --model")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    run(None, a.render_size, clips=tuple(c for c in a.clips.split(",") if c), max_frames=a.frames,
+    run(model_colorizer(a.model, a.engine) if a.model else None, a.render_size, clips=tuple(c for c in a.clips.split(",") if c), max_frames=a.frames,
         max_side=a.max_side or None, metric_step=a.metric_step, window=a.window, strength=a.strength, flow=a.flow,
         work_scale=a.work_scale, data_dir=a.data, flicker=a.flicker, cut_test=not a.no_cut_test)
 
