@@ -2,7 +2,9 @@
 
 Input ``"L"`` ``[N,1,H,W]`` float32 (Lab L, 0..100), output ``"ab"`` ``[N,2,H,W]`` float32 (Lab units);
 N, H and W are dynamic (H, W multiples of the model's ``size_multiple``). Spectral norm is baked in
-first (the exported weights are the normalised ones).
+first (the exported weights are the normalised ones), and pixel-shuffle upsampling is rewritten as the
+equivalent stride-2 transposed convolution (``filmcolor.models.layers.TransposedShuffleUp``: about 10%
+faster under ONNX Runtime's CPU kernels, same output).
 
 Exporter choice (measured with torch 2.13 / onnxscript 0.7 on all six registered architectures):
 the TorchScript exporter (``dynamo=False`` + ``dynamic_axes``) exports every one of them, the SAGAN
@@ -31,7 +33,7 @@ import torch
 from torch import nn
 
 from filmcolor.models import ModelConfig
-from filmcolor.models.layers import baked_copy
+from filmcolor.models.layers import baked_copy, export_friendly
 
 from .trt_cache import FileLock, cache_root, slug, temp_path_for
 
@@ -39,7 +41,7 @@ ONNX_INPUT = "L"
 ONNX_OUTPUT = "ab"
 DEFAULT_OPSET = 17
 DYNAMO_MIN_OPSET = 18       # torch.export's native opset; down-conversion fails for some ops (Pad)
-EXPORT_VERSION = 1          # bump when the export recipe changes: invalidates cached ONNX files
+EXPORT_VERSION = 2          # bump when the export recipe changes: invalidates cached ONNX files
 EXPORTERS = ("auto", "torchscript", "dynamo")
 VERIFY_TOLERANCE = 1e-2     # Lab units; fp32 exports measure ~1e-5
 
@@ -64,7 +66,7 @@ def prepare_for_export(model: nn.Module, dtype: torch.dtype = torch.float32) -> 
 
     The caller's model is left untouched (it may be on a GPU, channels-last, or in training).
     """
-    m = baked_copy(model).cpu().float()
+    m = export_friendly(baked_copy(model)).cpu().float()
     for p in m.parameters():
         p.requires_grad_(False)
     return m if dtype == torch.float32 else _ComputeIn(m, dtype).eval()
@@ -275,10 +277,12 @@ def parity(model: nn.Module, onnx_path: PathLike, shapes: Iterable[Sequence[int]
 
     ``shapes``: ``(N, H, W)`` or ``(N, 1, H, W)`` per check; L is uniform random in 0..100.
     ``prepared``: ``model`` is already an export-ready copy (skip the copy and spectral-norm baking).
+    Otherwise the reference is the model as PyTorch runs it (before the export rewrites), so the
+    check covers those rewrites too.
     """
     import onnxruntime as ort
 
-    net = model if prepared else prepare_for_export(model)
+    net = model if prepared else baked_copy(model).cpu().float()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
     opts.inter_op_num_threads = 1

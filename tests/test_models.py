@@ -63,3 +63,23 @@ def test_saving_mid_training_leaves_the_model_usable(tmp_path):
     save_model(m, ModelConfig("sagan-unet-tiny", {}), tmp_path / "mid")
     m(x).sum().backward()
     assert any("parametrizations" in n for n, _ in m.named_parameters())
+
+
+@pytest.mark.parametrize("sn", [False, True])
+def test_transposed_shuffle_up_equals_pixel_shuffle_up(sn):
+    # the export rewrite must be the same function: random weights and a bias that differs per sub-pixel
+    from filmcolor.models.layers import PixelShuffleUp, baked_copy, export_friendly
+
+    torch.manual_seed(0)
+    up = PixelShuffleUp(6, 5, sn=sn).eval()
+    with torch.no_grad():
+        conv = up.conv.parametrizations.weight.original if sn else up.conv.weight
+        conv.normal_()
+        up.conv.bias.normal_()
+    x = torch.randn(2, 6, 7, 9)
+    rewritten = export_friendly(torch.nn.Sequential(baked_copy(up)))[0]
+    assert type(rewritten).__name__ == "TransposedShuffleUp"
+    with torch.no_grad():
+        ref, out = up(x), rewritten(x)
+    assert out.shape == (2, 5, 14, 18)
+    assert (out - ref).abs().max() < 1e-5
