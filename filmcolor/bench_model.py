@@ -32,38 +32,54 @@ def bench_engine(engine: Any, render_sizes: tuple[int, ...] = (192, 256, 320), f
     ``engine``: a :class:`filmcolor.engines.Engine`. ``frames``: frames timed per size (rounded up to
     whole batches). ``batch``: frames per call (default: the engine's preferred batch).
     """
-    caps = engine.capabilities
-    device = torch.device(caps.device)
-    b = max(1, int(batch or caps.preferred_batch or 1))
-    calls = max(1, math.ceil(frames / b))
-    multiple = int(getattr(engine, "size_multiple", 32))
-    g = torch.Generator().manual_seed(seed)
+    return bench_engines([engine], render_sizes, frames, batch, warmup=warmup, aspect=aspect, seed=seed)
+
+
+def bench_engines(engines: list[Any], render_sizes: tuple[int, ...] = (192, 256, 320), frames: int = 20,
+                  batch: int | None = None, *, warmup: int = 2, aspect: tuple[int, int] = (16, 9),
+                  seed: int = 0) -> list[dict]:
+    """``bench_engine`` for several engines at once, their calls interleaved round by round.
+
+    On a shared or throttling machine the speed drifts by tens of percent within a minute; timing the
+    engines in turn, call by call, lets each see the same conditions, so their ratios hold.
+    """
+    setups = []
+    for engine in engines:
+        caps = engine.capabilities
+        b = max(1, int(batch or caps.preferred_batch or 1))
+        setups.append((engine, torch.device(caps.device), b, max(1, math.ceil(frames / b))))
     rows = []
     for size in render_sizes:
-        h, w = render_shape(aspect[1], aspect[0], int(size), multiple)
-        L = (torch.rand(b, 1, h, w, generator=g) * 100.0).to(device)
-        for _ in range(max(0, warmup)):
-            engine.infer(L)
-        _sync(device)
-        times = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            engine.infer(L)
+        g = torch.Generator().manual_seed(seed)
+        inputs, times = [], []
+        for engine, device, b, _ in setups:
+            h, w = render_shape(aspect[1], aspect[0], int(size), int(getattr(engine, "size_multiple", 32)))
+            inputs.append((torch.rand(b, 1, h, w, generator=g) * 100.0).to(device))
+            for _ in range(max(0, warmup)):
+                engine.infer(inputs[-1])
             _sync(device)
-            times.append((time.perf_counter() - t0) * 1000.0)
-        per_call = statistics.median(times)
-        rows.append({
-            "engine": getattr(engine, "name", type(engine).__name__),
-            "describe": engine.describe() if hasattr(engine, "describe") else str(engine),
-            "device": str(device),
-            "render_size": int(size),
-            "height": h,
-            "width": w,
-            "batch": b,
-            "frames": calls * b,
-            "ms_per_call": round(per_call, 3),
-            "ms_per_frame": round(per_call / b, 3),
-            "ms_per_frame_min": round(min(times) / b, 3),
-            "fps": round(1000.0 * b / per_call, 2) if per_call > 0 else float("inf"),
-        })
+            times.append([])
+        for i in range(max(s[3] for s in setups)):
+            for (engine, device, _, calls), L, t in zip(setups, inputs, times):
+                if i < calls:
+                    t0 = time.perf_counter()
+                    engine.infer(L)
+                    _sync(device)
+                    t.append((time.perf_counter() - t0) * 1000.0)
+        for (engine, device, b, calls), L, t in zip(setups, inputs, times):
+            per_call = statistics.median(t)
+            rows.append({
+                "engine": getattr(engine, "name", type(engine).__name__),
+                "describe": engine.describe() if hasattr(engine, "describe") else str(engine),
+                "device": str(device),
+                "render_size": int(size),
+                "height": int(L.shape[-2]),
+                "width": int(L.shape[-1]),
+                "batch": b,
+                "frames": calls * b,
+                "ms_per_call": round(per_call, 3),
+                "ms_per_frame": round(per_call / b, 3),
+                "ms_per_frame_min": round(min(t) / b, 3),
+                "fps": round(1000.0 * b / per_call, 2) if per_call > 0 else float("inf"),
+            })
     return rows

@@ -329,6 +329,7 @@ def bench(
     render_sizes: str = typer.Option("192,256,320", help="Render sizes for the model-only timing."),
     smoothing: str = typer.Option("window"), preset: str = typer.Option("veryfast", help="x264 preset for both sides."),
     skip_model: bool = typer.Option(False, help="Skip the model-only timing."),
+    model_frames: int = typer.Option(20, min=1, help="Timed calls per engine and render size (interleaved)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Model ms/frame per engine and render size; end-to-end fps beside ffmpeg decode+encode."""
@@ -336,23 +337,31 @@ def bench(
 
     report: dict = {"model": [], "end_to_end": []}
     if not skip_model:
-        from .bench_model import bench_engine
+        from .bench_model import bench_engines
         from .engines import create_engine
         from .models import load_model
 
         names = [engine] if engine != "auto" else ["torch", "onnxruntime", "tensorrt"]
-        table = Table("engine", "render size", "ms/frame")
+        table = Table("engine", "render size", "ms/frame", "x torch")
+        usable = {}
         for name in names:
             try:
                 m, cfg = load_model(model)
-                eng = create_engine(name, m, cfg)
+                usable[name] = create_engine(name, m, cfg)
             except Exception as exc:  # an engine unusable here is reported, not fatal
-                table.add_row(name, "-", escape(f"unavailable: {exc}"))
-                continue
-            for row in bench_engine(eng, render_sizes=tuple(int(s) for s in render_sizes.split(","))):
-                row["engine"] = name
-                report["model"].append(row)
-                table.add_row(name, str(row.get("render_size")), f"{row.get('ms_per_frame', float('nan')):.1f}")
+                table.add_row(name, "-", escape(f"unavailable: {exc}"), "")
+        sizes_ = tuple(int(s) for s in render_sizes.split(","))
+        rows = bench_engines(list(usable.values()), render_sizes=sizes_, frames=model_frames) if usable else []
+        for row, name in zip(rows, [n for _ in sizes_ for n in usable]):
+            row["engine"] = name
+        torch_ms = {r["render_size"]: r["ms_per_frame"] for r in rows if r["engine"] == "torch"}
+        for row in rows:
+            if row["render_size"] in torch_ms:  # speed-up over eager PyTorch (channels-last) in the same run
+                row["speedup_vs_torch"] = round(torch_ms[row["render_size"]] / row["ms_per_frame"], 3)
+            report["model"].append(row)
+            table.add_row(row["engine"], str(row["render_size"]), f"{row['ms_per_frame']:.1f}",
+                          f"{row['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in row else "")
+        for eng in usable.values():
             eng.close()
         out.print(table)
     source = clip or Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.mp4"

@@ -276,3 +276,25 @@ def test_bench_engine_rows(tiny):
     assert rows[0]["height"] == 64 and rows[0]["width"] == 128  # 16:9 at short side 64, multiples of 32
     assert all(r["ms_per_frame"] > 0 and r["frames"] == 2 for r in rows)
     eng.close()
+
+
+def test_bench_engines_interleaves_and_keeps_each_engines_batch(tiny):
+    from filmcolor.bench_model import bench_engines
+
+    model, config = tiny
+    calls = []
+
+    class Counting:  # wraps an engine, records the order of calls
+        def __init__(self, eng, tag):
+            self.eng, self.tag, self.capabilities = eng, tag, eng.capabilities
+
+        def infer(self, L):
+            calls.append((self.tag, L.shape[0]))
+            return self.eng.infer(L)
+
+    a = Counting(create_engine("torch", model, config, device="cpu", batch=1), "a")
+    b = Counting(create_engine("torch", model, config, device="cpu", batch=2), "b")
+    rows = bench_engines([a, b], render_sizes=(64,), frames=4, warmup=0)
+    assert [(r["batch"], r["frames"]) for r in rows] == [(1, 4), (2, 4)]
+    assert calls == [("a", 1), ("b", 2), ("a", 1), ("b", 2), ("a", 1), ("a", 1)]  # round by round
+    assert all(r["ms_per_frame"] > 0 for r in rows)
