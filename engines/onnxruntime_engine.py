@@ -97,6 +97,10 @@ class OnnxRuntimeEngine(Engine):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        # Flush denormals to zero: a trained model's attention softmax is full of them (exp of large
+        # negative scores), and x86 handles them in microcode: the attention matmul of the default model
+        # took 12 ms instead of 0.3 ms at 256x448. Values below 1.2e-38 cannot change a colour.
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         opts.log_severity_level = 3  # errors only
         providers: list[Any] = [CPU_EP]
         if on_cuda:

@@ -83,3 +83,21 @@ def test_transposed_shuffle_up_equals_pixel_shuffle_up(sn):
         ref, out = up(x), rewritten(x)
     assert out.shape == (2, 5, 14, 18)
     assert (out - ref).abs().max() < 1e-5
+
+
+def test_attention_zeroes_denormal_weights_without_changing_the_result():
+    # scores spread over hundreds of units: softmax gives denormals (slow on x86), which are zeroed
+    torch.manual_seed(0)
+    att = SelfAttention(16, sn=False).eval()
+    with torch.no_grad():
+        att.gamma.fill_(1.0)
+        att.query.weight.mul_(30.0)
+        att.key.weight.mul_(30.0)
+    x = torch.randn(1, 16, 8, 8)
+    f = x.flatten(2)
+    with torch.no_grad():
+        scores = torch.bmm(att.query(f).transpose(1, 2), att.key(f))
+        weights = torch.softmax(scores, dim=-1)
+        assert ((weights > 0) & (weights < 1.18e-38)).any()  # the case is real: denormals present
+        ref = x + torch.bmm(att.value(f), weights.transpose(1, 2)).view_as(x)
+        assert torch.allclose(att(x), ref, atol=1e-5, rtol=1e-5)

@@ -10,6 +10,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 AB_SCALE = 110.0  # |a|,|b| of sRGB colours stay below ~110; generators emit tanh * AB_SCALE
+DENORMAL_FLOOR = 1e-30  # attention weights below this are zeroed (see SelfAttention)
 
 
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
@@ -41,6 +42,10 @@ class SelfAttention(nn.Module):
         flat = x.flatten(2)  # [N, C, HW]
         q, k, v = self.query(flat), self.key(flat), self.value(flat)
         attn = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # [N, HW, HW]
+        # A trained model's softmax holds denormal floats (exp of very negative scores; 3% of the default
+        # model's weights), which x86 CPUs multiply in microcode: zeroing them (< 1e-30, far below any
+        # effect on a colour) took this block from 13 to 1.5 ms at 256x448 in PyTorch and ONNX Runtime.
+        attn = attn.masked_fill(attn < DENORMAL_FLOOR, 0.0)
         out = torch.bmm(v, attn.transpose(1, 2))  # [N, C, HW]
         return x + self.gamma * out.view(n, c, h, w)
 
