@@ -59,3 +59,29 @@ def test_code_ranges():
     assert ten.c_from_unit(torch.tensor(0.0)) == 512 and ten.y_to_unit(torch.tensor(940.0)) == 1
     lut = luma_to_lab_l_lut(limited)
     assert lut.shape == (256,) and lut[16] == 0 and abs(lut[235] - 100) < 1e-4 and bool((lut.diff() >= 0).all())
+
+
+@pytest.mark.parametrize("r", [1, 2, 5])
+def test_box_mean_matches_pooling_with_replicated_edges(r):
+    from filmcolor.video.chroma import box
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 37, 53)
+    ref = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1,
+                                         stride=1)
+    out = box(x, r)
+    assert out.shape == x.shape
+    assert (out - ref).abs().max() < 1e-5
+
+
+def test_guided_upsample_keeps_a_flat_colour_and_follows_a_luma_edge():
+    from filmcolor.video.chroma import fast_guided_upsample
+
+    guide_hi = torch.zeros(1, 1, 64, 64)
+    guide_hi[..., 32:] = 1.0  # a vertical edge at x = 32
+    guide_lo = guide_hi[..., ::4, ::4]
+    flat = torch.full((1, 2, 16, 16), 0.25)
+    assert (fast_guided_upsample(flat, guide_lo, guide_hi) - 0.25).abs().max() < 1e-4
+    step = guide_lo.repeat(1, 2, 1, 1) * 0.4 - 0.2  # chroma that changes exactly at the luma edge
+    up = fast_guided_upsample(step, guide_lo, guide_hi, eps=1e-4)
+    assert (up[..., :, :31] + 0.2).abs().max() < 0.02 and (up[..., :, 33:] - 0.2).abs().max() < 0.02
