@@ -185,3 +185,33 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
+    """ONNX Runtime on the CPU with the int8 (QDQ) graph of the model: ~1.4x faster than float32 there.
+
+    Calibrated on the packaged frames, or on ``calibration`` (a clip of the footage to be coloured).
+    Its a,b differ from float32 by about one Lab unit (see ``engines/quantize.py``), so the automatic
+    choice never picks it: ask for it by name.
+    """
+
+    name = "onnxruntime-int8"
+
+    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None,
+                 calibration: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 opset: int = DEFAULT_OPSET, **options: Any) -> None:
+        from .quantize import calibration_frames, ensure_int8
+
+        reason = self.probe(device or "cpu")
+        if reason:
+            raise EngineUnavailable(reason)
+        _import_ort()
+        fp32 = ensure_onnx(model, config, opset=opset, cache_dir=cache_dir)
+        int8 = ensure_int8(fp32, calibration_frames(calibration))
+        super().__init__(model, config, device="cpu", cache_dir=cache_dir, onnx_path=int8, opset=opset, **options)
+
+    @classmethod
+    def probe(cls, device: str) -> str | None:
+        if device != "cpu":
+            return "int8 is for CPUs; on a GPU use the tensorrt engine (fp16) or onnxruntime"
+        return super().probe(device)

@@ -29,6 +29,8 @@ BUILTIN_ENGINES: dict[str, EngineSpec] = {
         EngineSpec("torch", "filmcolor.engines.torch_engine:TorchEngine", "pip install torch"),
         EngineSpec("onnxruntime", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeEngine",
                    "pip install 'filmcolor[onnx]' (or 'filmcolor[onnx-gpu]' for CUDA)"),
+        EngineSpec("onnxruntime-int8", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeInt8Engine",
+                   "pip install 'filmcolor[onnx]'"),
         EngineSpec("tensorrt", "filmcolor.engines.tensorrt_engine:TensorRTEngine",
                    "pip install 'filmcolor[tensorrt]' (needs an NVIDIA GPU and driver)"),
     )

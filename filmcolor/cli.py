@@ -19,7 +19,7 @@ err = Console(stderr=True)
 out = Console()
 
 ModelOpt = typer.Option("default", "--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
-EngineOpt = typer.Option("auto", "--engine", "-e", help="Inference engine: auto, torch, onnxruntime, tensorrt.")
+EngineOpt = typer.Option("auto", "--engine", "-e", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
 DeviceOpt = typer.Option(None, "--device", help="cpu or cuda (default: the engine's choice).")
 RenderOpt = typer.Option(None, "--render-size", "-r", min=32, help="Short side the model sees (multiple of 32). Default: the model's (256). Larger: finer colour, slower.")
 JsonOpt = typer.Option(None, "--json", help="Also write the summary/figures as JSON to this path.")
@@ -341,7 +341,7 @@ def bench(
         from .engines import create_engine
         from .models import load_model
 
-        names = [engine] if engine != "auto" else ["torch", "onnxruntime", "tensorrt"]
+        names = [engine] if engine != "auto" else ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt"]
         table = Table("engine", "render size", "ms/frame", "x torch")
         usable = {}
         for name in names:

@@ -357,7 +357,7 @@ HeightOpt = _Opt("--height", "-H", min=1, help="Frame height in pixels (ffmpeg's
 PixFmtOpt = _Opt("--pix-fmt", help="Input pixel format: gray, gray10le, yuv420p, yuv420p10le, yuv444p, rgb24, bgr24...")
 OutPixFmtOpt = _Opt("--out-pix-fmt", help="Output pixel format: yuv420p, yuv422p, yuv444p, yuv420p10le, rgb24, bgr24...")
 ModelOpt = _Opt("--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
-EngineOpt = _Opt("--engine", "-e", help="Inference engine: auto, torch, onnxruntime, tensorrt.")
+EngineOpt = _Opt("--engine", "-e", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
 RenderOpt = _Opt("--render-size", "-r", min=32, help="Short side the model sees (default: the model's).")
 DeviceOpt = _Opt("--device", help="cpu or cuda (default: the engine's choice).")
 SaturationOpt = _Opt("--saturation", min=0.0, help="Multiply the predicted colour (1 = as the model made it).")
