@@ -203,9 +203,8 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         from .quantize import calibration_frames, ensure_int8
 
         reason = self.probe(device or "cpu")
-        if reason:
+        if reason:  # before exporting and quantising: the probe also checks onnxruntime is installed
             raise EngineUnavailable(reason)
-        _import_ort()
         fp32 = ensure_onnx(model, config, opset=opset, cache_dir=cache_dir)
         int8 = ensure_int8(fp32, calibration_frames(calibration))
         super().__init__(model, config, device="cpu", cache_dir=cache_dir, onnx_path=int8, opset=opset, **options)

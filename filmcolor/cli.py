@@ -351,9 +351,7 @@ def bench(
             except Exception as exc:  # an engine unusable here is reported, not fatal
                 table.add_row(name, "-", escape(f"unavailable: {exc}"), "")
         sizes_ = tuple(int(s) for s in render_sizes.split(","))
-        rows = bench_engines(list(usable.values()), render_sizes=sizes_, frames=model_frames) if usable else []
-        for row, name in zip(rows, [n for _ in sizes_ for n in usable]):
-            row["engine"] = name
+        rows = bench_engines(usable, render_sizes=sizes_, frames=model_frames) if usable else []
         torch_ms = {r["render_size"]: r["ms_per_frame"] for r in rows if r["engine"] == "torch"}
         for row in rows:
             if row["render_size"] in torch_ms:  # speed-up over eager PyTorch (channels-last) in the same run

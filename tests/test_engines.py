@@ -296,8 +296,8 @@ def test_bench_engines_interleaves_and_keeps_each_engines_batch(tiny):
 
     a = Counting(create_engine("torch", model, config, device="cpu", batch=1), "a")
     b = Counting(create_engine("torch", model, config, device="cpu", batch=2), "b")
-    rows = bench_engines([a, b], render_sizes=(64,), frames=4, warmup=0)
-    assert [(r["batch"], r["frames"]) for r in rows] == [(1, 4), (2, 4)]
+    rows = bench_engines({"a": a, "b": b}, render_sizes=(64,), frames=4, warmup=0)
+    assert [(r["engine"], r["batch"], r["frames"]) for r in rows] == [("a", 1, 4), ("b", 2, 4)]
     assert calls == [("a", 1), ("b", 2), ("a", 1), ("b", 2), ("a", 1), ("a", 1)]  # round by round
     assert all(r["ms_per_frame"] > 0 for r in rows)
 
