@@ -10,8 +10,7 @@ from ..color import BT601, BT709, MATRICES, CodeRange, YCbCrMatrix
 STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dpx", ".exr"}
 
 
-class FormatError(ValueError):
-    """Input or output format problem with a one-line, user-facing message."""
+from ..errors import FormatError  # noqa: F401  (re-exported: its historical home)
 
 
 @dataclass(frozen=True)
