@@ -48,19 +48,20 @@ def test_generator_step_lowers_loss_and_every_parameter_gets_a_gradient(image_fo
     from filmcolor.train.data import BatchStream
 
     stream = BatchStream(data, 4, 32, seed=0)
-    L, ab = next(stream)
+    L, ab, hint, mask = next(stream)
     stream.close()
+    assert hint is None and mask is None  # the model has no guidance branch
     t.G.train()
     with torch.no_grad():  # SAGAN starts gamma at 0, so q/k/v only get gradient once gamma has moved
         t.G.attn.gamma.fill_(0.1)
-    loss, _ = t._g_loss(L, ab, with_adv=True)
+    loss, _ = t._g_loss(L, ab, hint, mask, with_adv=True)
     t.opt_g.zero_grad()
     loss.backward()
     missing = [n for n, p in t.G.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not missing, missing
     first = float(loss)
     for _ in range(15):
-        loss, _ = t._g_loss(L, ab, with_adv=False)
+        loss, _ = t._g_loss(L, ab, hint, mask, with_adv=False)
         t.opt_g.zero_grad()
         loss.backward()
         t.opt_g.step()
@@ -133,3 +134,80 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(image_folder, tmp_
         assert torch.equal(v, w), k  # ... from the first run's generator
     with pytest.raises(FileNotFoundError):
         Trainer(cfg(image_folder, tmp_path / "c", init_from=str(tmp_path / "missing")))
+
+
+def test_guided_training_runs_and_guidance_reaches_the_branch(image_folder, tmp_path):
+    t = Trainer(cfg(image_folder, tmp_path, model_kwargs={"guidance": True}, pretrain_steps=3, critic_steps=1,
+                    gan_steps=1, degrade=1.0))
+    assert t.guided
+    res = t.run()
+    assert res["step"] == 5
+    # The zero-initialised output layers of the guidance branch have moved: hints were seen in training.
+    assert any(float(out.weight.abs().sum()) > 0 for out in t.G.guide.outs)
+
+
+def test_compact_checkpoint_resumes_weights_step_and_clock(image_folder, tmp_path):
+    a = Trainer(cfg(image_folder, tmp_path / "a", pretrain_steps=3, critic_steps=0, gan_steps=0))
+    a.run()
+    path = a.save_compact(tmp_path / "compact")
+    b = Trainer(cfg(image_folder, tmp_path / "b", pretrain_steps=5, critic_steps=0, gan_steps=0, resume_from=str(tmp_path / "compact")))
+    assert (b.step, b.elapsed) == (a.step, a.elapsed)
+    wa, wb = a.G.state_dict(), b.G.state_dict()
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-2, rtol=1e-2) for k in wa)  # bf16 storage
+    fp32_bytes = sum(v.numel() * v.element_size() for m in (a.G, a.D) for v in m.state_dict().values())
+    assert path.stat().st_size < 0.6 * fp32_bytes  # bf16: about half of float32, no optimizer state
+    assert b.run()["step"] == 5
+
+
+def test_init_weights_keeps_the_new_guidance_branch_at_zero(image_folder, tmp_path):
+    from filmcolor.models import ModelConfig, save_model
+    from filmcolor.models.registry import create_model
+
+    auto = create_model("sagan-unet-tiny")
+    save_model(auto, ModelConfig(architecture="sagan-unet-tiny"), tmp_path / "auto")
+    t = Trainer(cfg(image_folder, tmp_path / "run", model_kwargs={"guidance": True, "sn": False},
+                    init_weights=str(tmp_path / "auto")))
+    L = torch.rand(2, 1, 32, 32) * 100
+    hint, mask = torch.randn(2, 2, 32, 32) * 30, torch.ones(2, 1, 32, 32)
+    t.G.eval()
+    baked = create_model("sagan-unet-tiny", sn=False)
+    baked.load_state_dict({k: v.float() for k, v in __import__("safetensors.torch", fromlist=["x"]).load_file(str(tmp_path / "auto.safetensors")).items()})
+    with torch.no_grad():
+        assert torch.allclose(t.G(L, hint, mask), baked.eval()(L), atol=0.05)
+
+
+def test_degradations_change_only_the_input_and_stay_in_range():
+    from filmcolor.train.degrade import EFFECTS, degrade
+
+    rng = np.random.default_rng(1)
+    L = np.tile(np.linspace(0, 100, 64, dtype=np.float32), (48, 1))
+    L[::4, ::4] = 50.0  # fine texture, so that blurs have something to soften
+    for name, effect in EFFECTS.items():
+        out = effect(L.copy(), np.random.default_rng(2))
+        assert out.shape == L.shape and np.isfinite(out).all(), name
+        assert np.abs(out - L).mean() > 0.05, f"{name} did nothing"
+    out = degrade(L, rng, p_each=1.0)
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 100
+    assert np.array_equal(degrade(L, np.random.default_rng(5)), degrade(L, np.random.default_rng(5)))  # reproducible
+
+
+def test_simulated_hints_follow_the_truth():
+    from filmcolor.train.hints import sample_dense, sample_points
+
+    rng = np.random.default_rng(0)
+    ab = np.zeros((64, 80, 2), np.float32)
+    ab[:, 40:] = (30.0, -20.0)
+    counts = []
+    for _ in range(200):
+        hint, mask = sample_points(ab, rng)
+        assert set(np.unique(mask)) <= {0.0, 1.0}
+        inside = mask > 0
+        # Each patch carries its own mean colour: a patch wholly on one side carries that side's colour.
+        assert np.all(np.abs(hint[inside][:, 0]) <= 30.0 + 1e-4)
+        counts.append(mask.sum())
+    assert np.mean(counts) > 50  # ~8 patches of ~25 px on average
+    hint, conf = sample_dense(ab, np.random.default_rng(3))
+    assert conf.min() >= 0 and conf.max() <= 1 and conf.max() > 0.29
+    trusted = conf > 0.25
+    close = np.abs(hint - ab).max(-1) < 5
+    assert close[trusted].mean() > 0.5  # mostly the (warped) truth where it is trusted

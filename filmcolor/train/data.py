@@ -78,23 +78,51 @@ def random_crop(lab: np.ndarray, size: int, rng: np.random.Generator, min_scale:
 
 
 class BatchStream:
-    """Iterates batches ``(L, ab)`` starting at batch index ``start``; a thread prepares them ahead."""
+    """Iterates batches ``(L, ab, hint_ab, mask)`` from batch index ``start``; a thread prepares them ahead.
 
-    def __init__(self, data: LabImages, batch_size: int, size: int, seed: int, start: int = 0, prefetch: int = 4):
+    ``degrade``: share of samples whose input L gets archival degradations (:mod:`.degrade`; the target
+    a,b stays clean). ``guidance``: simulate user hints and references (:mod:`.hints`); otherwise
+    ``hint_ab`` and ``mask`` are None.
+    """
+
+    def __init__(self, data: LabImages, batch_size: int, size: int, seed: int, start: int = 0, prefetch: int = 4,
+                 *, degrade: float = 0.0, guidance: bool = False):
         self.data, self.batch_size, self.size, self.seed = data, batch_size, size, seed
+        self.degrade, self.guidance = degrade, guidance
         self.next_index = start
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(start,), daemon=True)
         self._thread.start()
 
-    def make_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        from .degrade import degrade
+        from .hints import sample_guidance
+
         rng = np.random.default_rng([self.seed, k])
         idx = rng.integers(0, len(self.data), self.batch_size)
         lab = np.stack([random_crop(self.data.images[i], self.size, rng) for i in idx])
-        return lab8_to_tensors(lab)
+        L, ab = lab8_to_tensors(lab)
+        if self.degrade > 0:
+            for n in range(len(idx)):
+                if rng.random() < self.degrade:
+                    L[n, 0] = torch.from_numpy(degrade(L[n, 0].numpy(), rng))
+        if not self.guidance:
+            return L, ab, None, None
+        pairs = [sample_guidance(ab[n].permute(1, 2, 0).numpy(), rng) for n in range(len(idx))]
+        hint = torch.from_numpy(np.stack([h for h, _ in pairs])).permute(0, 3, 1, 2).contiguous()
+        mask = torch.from_numpy(np.stack([m for _, m in pairs]))[:, None]
+        return L, ab, hint, mask
 
     def _run(self, k: int) -> None:
+        try:
+            self._produce(k)
+        except BaseException as exc:  # hand the failure to the consumer instead of leaving it waiting
+            self._error = exc
+            self._stop.set()
+
+    def _produce(self, k: int) -> None:
         while not self._stop.is_set():
             batch = self.make_batch(k)
             while not self._stop.is_set():
@@ -105,9 +133,18 @@ class BatchStream:
                     continue
             k += 1
 
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        while True:
+            try:
+                batch = self._queue.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if self._error is not None:
+                    raise RuntimeError("the training batch producer failed") from self._error
+                if not self._thread.is_alive():
+                    raise RuntimeError("the training batch producer stopped")
         self.next_index += 1
-        return self._queue.get()
+        return batch
 
     def __iter__(self) -> "BatchStream":
         return self
