@@ -1,0 +1,180 @@
+"""User guidance: colour hint points and reference images, turned into the model's guidance inputs.
+
+The model takes guidance at render size as ``hint_ab`` ``[1,2,h,w]`` (Lab units) and ``mask``
+``[1,1,h,w]`` (0 = no hint, 1 = certain); see :class:`filmcolor.models.sagan_unet.GuidanceEncoder`.
+
+Hints file (JSON; ``--hints hints.json``)::
+
+    {
+      "coordinates": "pixels",            # or "relative" (0..1 of width and height); default pixels
+      "points": [
+        {"x": 120, "y": 80, "color": "#b22222"},          # sRGB hex colour
+        {"x": 300, "y": 40, "lab": [70, -5, -30]},        # or Lab (L is ignored: the picture's L is kept)
+        {"x": 10, "y": 20, "color": "#3050c0", "radius": 4, "time": "00:00:12.50"}
+      ]
+    }
+
+A bare list of points is accepted too. ``radius`` (source pixels, default: one render pixel) sizes the
+square patch a point colours; ``time`` (film only: seconds, ``hh:mm:ss.ff`` or ``f<frame>``) says
+which frame the point belongs to; points without a time apply to stills and to the first frame.
+A reference image is a colour (or partly coloured) version of the same picture: its a,b become
+dense hints; its grey pixels (chroma below ``GREY_CHROMA``) carry none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+GREY_CHROMA = 4.0  # Lab C*ab below this counts as grey: no hint from that reference pixel
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+@dataclass(frozen=True)
+class HintPoint:
+    """One colour hint: position (source pixels or relative), Lab a,b, patch radius, optional time."""
+
+    x: float
+    y: float
+    ab: tuple[float, float]
+    radius: float | None = None
+    time: str | float | None = None
+
+
+def hex_to_ab(text: str) -> tuple[float, float]:
+    """``#rrggbb`` (sRGB) -> Lab a,b (D65), via the package's colour maths."""
+    m = _HEX.match(text.strip())
+    if not m:
+        raise UsageError(f"invalid colour {text!r}: use sRGB hex like '#b22222' or give \"lab\": [L, a, b]")
+    import torch
+
+    from .color import rgb_to_lab
+
+    v = int(m.group(1), 16)
+    rgb = torch.tensor([(v >> 16) & 255, (v >> 8) & 255, v & 255], dtype=torch.float32).div(255).view(1, 3, 1, 1)
+    lab = rgb_to_lab(rgb).flatten().tolist()
+    return float(lab[1]), float(lab[2])
+
+
+def _point(raw: object, i: int) -> HintPoint:
+    where = f"hint point {i + 1}"
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected an object like {{\"x\": 10, \"y\": 20, \"color\": \"#b22222\"}}")
+    try:
+        x, y = float(raw["x"]), float(raw["y"])
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(f"{where}: needs numeric \"x\" and \"y\"") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise UsageError(f"{where}: x and y must be finite numbers")
+    if "color" in raw:
+        if not isinstance(raw["color"], str):
+            raise UsageError(f"{where}: \"color\" must be a string like '#b22222'")
+        ab = hex_to_ab(raw["color"])
+    elif "lab" in raw:
+        lab = raw["lab"]
+        if not (isinstance(lab, list) and len(lab) == 3 and all(isinstance(v, (int, float)) for v in lab)):
+            raise UsageError(f"{where}: \"lab\" must be three numbers [L, a, b]")
+        if not (0 <= lab[0] <= 100 and -128 <= lab[1] <= 127 and -128 <= lab[2] <= 127):
+            raise UsageError(f"{where}: Lab {lab} out of range (L 0..100, a and b -128..127)")
+        ab = (float(lab[1]), float(lab[2]))
+    else:
+        raise UsageError(f"{where}: give a colour as \"color\": \"#rrggbb\" or \"lab\": [L, a, b]")
+    radius = raw.get("radius")
+    if radius is not None and (not isinstance(radius, (int, float)) or not 0 < radius < 10_000):
+        raise UsageError(f"{where}: \"radius\" must be a positive number of pixels")
+    time = raw.get("time")
+    if time is not None and not isinstance(time, (str, int, float)):
+        raise UsageError(f"{where}: \"time\" must be seconds, 'hh:mm:ss.ff' or 'f<frame>'")
+    return HintPoint(x, y, ab, radius, time)
+
+
+def parse_hints(text: str, *, source: str = "hints") -> tuple[list[HintPoint], bool]:
+    """Parse a hints JSON document; returns (points, relative coordinates?). One-line errors."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    coords = "pixels"
+    if isinstance(doc, dict):
+        coords = doc.get("coordinates", "pixels")
+        if coords not in ("pixels", "relative"):
+            raise UsageError(f"{source}: \"coordinates\" must be \"pixels\" or \"relative\", not {coords!r}")
+        doc = doc.get("points")
+    if not isinstance(doc, list):
+        raise UsageError(f"{source}: expected {{\"points\": [...]}} or a list of points")
+    return [_point(p, i) for i, p in enumerate(doc)], coords == "relative"
+
+
+def load_hints(path: str | Path) -> tuple[list[HintPoint], bool]:
+    """Read and parse a hints file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"hints file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read hints file {str(p)!r}: {exc}") from None
+    return parse_hints(text, source=str(p))
+
+
+def points_to_guidance(points: list[HintPoint], relative: bool, size: tuple[int, int],
+                       render: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Points on a picture of ``size`` (height, width) -> ``hint_ab`` ``[2,h,w]``, ``mask`` ``[1,h,w]`` at ``render``."""
+    (H, W), (h, w) = size, render
+    hint, mask = np.zeros((2, h, w), np.float32), np.zeros((1, h, w), np.float32)
+    for i, p in enumerate(points):
+        x, y = (p.x * W, p.y * H) if relative else (p.x, p.y)
+        if not (0 <= x <= W and 0 <= y <= H):
+            unit = "relative" if relative else "pixel"
+            raise UsageError(f"hint point {i + 1} at ({p.x:g}, {p.y:g}) ({unit}) lies outside the {W}x{H} picture")
+        cx, cy = min(int(x * w / W), w - 1), min(int(y * h / H), h - 1)
+        r = 1 if p.radius is None else max(0, round(p.radius * w / W))
+        hint[:, max(0, cy - r):cy + r + 1, max(0, cx - r):cx + r + 1] = np.asarray(p.ab, np.float32)[:, None, None]
+        mask[:, max(0, cy - r):cy + r + 1, max(0, cx - r):cx + r + 1] = 1.0
+    return hint, mask
+
+
+def reference_to_guidance(reference_rgb: np.ndarray, size: tuple[int, int],
+                          render: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A colour reference ``[H',W',3]`` uint8 RGB of the same picture -> dense ``hint_ab``, ``mask`` at ``render``.
+
+    The reference may have another resolution but must have the same aspect ratio (within 1%).
+    """
+    import cv2
+    import torch
+
+    from .color import rgb_to_lab
+
+    rh, rw = reference_rgb.shape[:2]
+    H, W = size
+    if abs(rw / rh - W / H) > 0.01 * (W / H):
+        raise UsageError(f"the reference is {rw}x{rh} but the picture is {W}x{H}: a reference must have the "
+                         "picture's aspect ratio")
+    h, w = render
+    small = cv2.resize(reference_rgb, (w, h), interpolation=cv2.INTER_AREA)
+    rgb = torch.from_numpy(small).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    ab = rgb_to_lab(rgb)[0, 1:].numpy()
+    coloured = (np.hypot(ab[0], ab[1]) >= GREY_CHROMA)[None].astype(np.float32)
+    return (ab * coloured).astype(np.float32), coloured
+
+
+def sample_patch_hints(ab_true: np.ndarray, count: int, rng: np.random.Generator,
+                       patch: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation protocol (SIGGRAPH 2017): ``count`` random ``patch`` x ``patch`` squares revealing the truth's mean a,b.
+
+    ``ab_true`` ``[2,h,w]`` at render size; returns ``hint_ab`` ``[2,h,w]`` and ``mask`` ``[1,h,w]``.
+    """
+    _, h, w = ab_true.shape
+    hint, mask = np.zeros_like(ab_true, dtype=np.float32), np.zeros((1, h, w), np.float32)
+    for _ in range(count):
+        y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+        hint[:, y:y + patch, x:x + patch] = ab_true[:, y:y + patch, x:x + patch].reshape(2, -1).mean(1)[:, None, None]
+        mask[:, y:y + patch, x:x + patch] = 1.0
+    return hint, mask
