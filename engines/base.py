@@ -38,6 +38,7 @@ class Engine(ABC):
                  batch: int | None = None) -> None:
         self.config = config
         self.size_multiple = int(getattr(model, "size_multiple", 32))
+        self.accepts_guidance = getattr(model, "guide", None) is not None  # hint a,b + mask inputs
 
     @classmethod
     def probe(cls, device: str) -> str | None:
@@ -49,8 +50,16 @@ class Engine(ABC):
     def capabilities(self) -> Capabilities: ...
 
     @abstractmethod
-    def infer(self, L: torch.Tensor) -> torch.Tensor:
-        """L ``[N,1,H,W]`` float32 (0..100) on ``capabilities.device`` -> a,b ``[N,2,H,W]`` float32, same device."""
+    def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """L ``[N,1,H,W]`` float32 (0..100) on ``capabilities.device`` -> a,b ``[N,2,H,W]`` float32, same device.
+
+        ``guidance``: ``(hint_ab [N,2,H,W] Lab units, mask [N,1,H,W] 0..1)``, only for engines whose
+        ``accepts_guidance`` is true (the model has a guidance branch); None runs the automatic model.
+        """
+
+    def _check_guidance(self, guidance) -> None:
+        if guidance is not None and not self.accepts_guidance:
+            raise ValueError(f"model {self.config.name!r} takes no guidance (it has no guidance inputs)")
 
     def close(self) -> None:
         """Release sessions, engines, GPU memory. Safe to call twice."""

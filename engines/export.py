@@ -41,6 +41,7 @@ from .trt_cache import cache_root, slug
 
 ONNX_INPUT = "L"
 ONNX_OUTPUT = "ab"
+ONNX_GUIDANCE = ("hint_ab", "mask")  # extra inputs of a guided graph: [N,2,H,W] Lab units, [N,1,H,W] 0..1
 DEFAULT_OPSET = 17
 DYNAMO_MIN_OPSET = 18       # torch.export's native opset; down-conversion fails for some ops (Pad)
 EXPORT_VERSION = 2          # bump when the export recipe changes: invalidates cached ONNX files
@@ -59,18 +60,52 @@ class _ComputeIn(nn.Module):
         self.dtype = dtype
         self.size_multiple = int(getattr(net, "size_multiple", 32))
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        return self.net(L.to(self.dtype)).float()
+        self.guided = bool(getattr(net, "guided", False))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*(x.to(self.dtype) for x in inputs)).float()
 
 
-def prepare_for_export(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+class _Guided(nn.Module):
+    """The guided graph of a generator with a guidance branch: inputs ``L``, ``hint_ab``, ``mask``.
+
+    The plain export of such a generator calls it with ``L`` alone, which skips the branch (exactly the
+    automatic model, at the automatic model's cost); this wrapper exports the branch too.
+    """
+
+    guided = True
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.size_multiple = int(getattr(net, "size_multiple", 32))
+
+    def forward(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(L, hint_ab, mask)
+
+
+def accepts_guidance(model: nn.Module) -> bool:
+    """True for generators built with a guidance branch (``guidance=True``)."""
+    return getattr(model, "guide", None) is not None
+
+
+def input_names(model: nn.Module) -> list[str]:
+    """Graph inputs of an export-ready model: ``L``, plus ``hint_ab`` and ``mask`` for a guided graph."""
+    return [ONNX_INPUT, *ONNX_GUIDANCE] if getattr(model, "guided", False) else [ONNX_INPUT]
+
+
+def prepare_for_export(model: nn.Module, dtype: torch.dtype = torch.float32, *, guided: bool = False) -> nn.Module:
     """A CPU float32 eval-mode copy with spectral norm baked in; computing in ``dtype`` if not float32.
 
+    ``guided``: the graph takes guidance inputs too (the model must have a guidance branch).
     The caller's model is left untouched (it may be on a GPU, channels-last, or in training).
     """
+    if guided and not accepts_guidance(model):
+        raise ValueError("this model has no guidance inputs (built without guidance=True)")
     m = export_friendly(baked_copy(model)).cpu().float()
     for p in m.parameters():
         p.requires_grad_(False)
+    m = _Guided(m).eval() if guided else m
     return m if dtype == torch.float32 else _ComputeIn(m, dtype).eval()
 
 
@@ -84,11 +119,19 @@ def _base_side(model: nn.Module) -> int:
     return m * 32 // math.gcd(m, 32)
 
 
-def _example_input(model: nn.Module) -> torch.Tensor:
-    """Batch 2, H != W, so no exporter can mistake the dynamic dims for constants or for each other."""
+def _example_inputs(model: nn.Module, n: int = 2, h: int | None = None, w: int | None = None,
+                    seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Batch 2, H != W by default, so no exporter can mistake the dynamic dims for constants or for each
+    other; L uniform in 0..100, and for a guided graph hints of +-60 with a sparse mask."""
     b = _base_side(model)
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(2, 1, 2 * b, 3 * b, generator=g) * 100.0
+    h, w = h or 2 * b, w or 3 * b
+    g = torch.Generator().manual_seed(seed)
+    L = torch.rand(n, 1, h, w, generator=g) * 100.0
+    if len(input_names(model)) == 1:
+        return (L,)
+    hint = (torch.rand(n, 2, h, w, generator=g) - 0.5) * 120.0
+    mask = (torch.rand(n, 1, h, w, generator=g) > 0.9).float()
+    return L, hint, mask
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -131,6 +174,7 @@ def export_key(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OP
     prepared = prepared if prepared is not None else prepare_for_export(model)
     payload = {
         "v": EXPORT_VERSION,
+        "inputs": input_names(prepared),
         "weights": weights_fingerprint(prepared),
         "code": _code_fingerprint(prepared),
         "architecture": config.architecture,
@@ -147,6 +191,7 @@ def onnx_cache_path(model: nn.Module, config: ModelConfig, *, opset: int = DEFAU
     """Deterministic path of ``model``'s ONNX file in the cache (``$FILMCOLOR_CACHE`` or ``~/.cache/filmcolor``)."""
     key = export_key(model, config, opset=opset, dtype=dtype, prepared=prepared)
     dt = "" if dtype == torch.float32 else f"-{str(dtype).replace('torch.', '')}"
+    dt += "-guided" if len(input_names(prepared if prepared is not None else model)) > 1 else ""
     name = f"{slug(config.name)}-{slug(config.architecture)}{dt}-{key[:20]}.onnx"
     return cache_root(cache_dir) / "onnx" / name
 
@@ -155,25 +200,26 @@ def onnx_cache_path(model: nn.Module, config: ModelConfig, *, opset: int = DEFAU
 # Export
 
 
-def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+def _export_torchscript(model: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
     dims = {0: "N", 2: "H", 3: "W"}
-    kwargs = dict(input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], opset_version=opset,
-                  dynamic_axes={ONNX_INPUT: dims, ONNX_OUTPUT: dims}, do_constant_folding=True)
+    names = input_names(model)
+    kwargs = dict(input_names=names, output_names=[ONNX_OUTPUT], opset_version=opset,
+                  dynamic_axes={name: dims for name in (*names, ONNX_OUTPUT)}, do_constant_folding=True)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice and tracer warnings
-        torch.onnx.export(model, (example,), str(path), **kwargs)
+        torch.onnx.export(model, example, str(path), **kwargs)
 
 
-def _export_dynamo(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+def _export_dynamo(model: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
     dim = getattr(torch.export.Dim, "DYNAMIC", None)
     spec = {0: dim, 2: dim, 3: dim} if dim is not None else {
         0: torch.export.Dim("N"), 2: torch.export.Dim("H"), 3: torch.export.Dim("W")}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
-                                    opset_version=max(opset, DYNAMO_MIN_OPSET), dynamic_shapes=(spec,),
+        program = torch.onnx.export(model, example, input_names=input_names(model), output_names=[ONNX_OUTPUT],
+                                    opset_version=max(opset, DYNAMO_MIN_OPSET), dynamic_shapes=(spec,) * len(example),
                                     dynamo=True, optimize=True, verbose=False)
     program.save(str(path))
 
@@ -190,9 +236,9 @@ def _check_graph(path: Path, config: ModelConfig, model: nn.Module) -> None:
     proto = onnx.load(str(path))
     ins = [i.name for i in proto.graph.input]
     outs = [o.name for o in proto.graph.output]
-    if ins != [ONNX_INPUT] or outs != [ONNX_OUTPUT]:
-        raise ValueError(f"exported graph has inputs {ins} and outputs {outs}, expected ['L'] and ['ab']")
-    for value in (proto.graph.input[0], proto.graph.output[0]):
+    if ins != input_names(model) or outs != [ONNX_OUTPUT]:
+        raise ValueError(f"exported graph has inputs {ins} and outputs {outs}, expected {input_names(model)} and ['ab']")
+    for value in (*proto.graph.input, proto.graph.output[0]):
         dims = value.type.tensor_type.shape.dim
         fixed = [i for i in (0, 2, 3) if len(dims) == 4 and dims[i].HasField("dim_value")]
         if len(dims) != 4 or fixed:
@@ -222,7 +268,7 @@ def _export_prepared(prepared: nn.Module, config: ModelConfig, path: Path, opset
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     order = ("torchscript", "dynamo") if exporter == "auto" else (exporter,)
-    example = _example_input(prepared)
+    example = _example_inputs(prepared)
     fp32 = not isinstance(prepared, _ComputeIn)
     errors = []
     for name in order:
@@ -240,22 +286,25 @@ def _export_prepared(prepared: nn.Module, config: ModelConfig, path: Path, opset
 
 
 def export_onnx(model: nn.Module, config: ModelConfig, path: PathLike, opset: int = DEFAULT_OPSET, *,
-                dtype: torch.dtype = torch.float32, exporter: str = "auto", verify: bool = True) -> Path:
+                dtype: torch.dtype = torch.float32, exporter: str = "auto", verify: bool = True,
+                guided: bool = False) -> Path:
     """Export ``model`` to ``path`` (atomically: temp file, then ``os.replace``); returns the path.
 
     ``dtype`` float16/bfloat16 computes in that precision inside the graph (for strongly typed
     TensorRT builds) while ``L`` and ``ab`` stay float32. ``verify`` checks the result at a second
-    shape with onnxruntime when it is installed.
+    shape with onnxruntime when it is installed. ``guided``: add the guidance inputs ``hint_ab``, ``mask``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _export_prepared(prepare_for_export(model, dtype), config, path, opset, exporter, verify)
+    return _export_prepared(prepare_for_export(model, dtype, guided=guided), config, path, opset, exporter, verify)
 
 
 def ensure_onnx(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OPSET, dtype: torch.dtype = torch.float32,
-                cache_dir: PathLike | None = None, exporter: str = "auto") -> Path:
-    """The cached ONNX file of ``model``, exported first if missing (one process at a time exports it)."""
-    prepared = prepare_for_export(model)
+                cache_dir: PathLike | None = None, exporter: str = "auto", guided: bool = False) -> Path:
+    """The cached ONNX file of ``model``, exported first if missing (one process at a time exports it).
+
+    ``guided``: the graph with guidance inputs (``L``, ``hint_ab``, ``mask``), a file of its own."""
+    prepared = prepare_for_export(model, guided=guided)
     path = onnx_cache_path(model, config, opset=opset, dtype=dtype, cache_dir=cache_dir, prepared=prepared)
     if path.exists():
         return path
@@ -288,15 +337,17 @@ def parity(model: nn.Module, onnx_path: PathLike, shapes: Iterable[Sequence[int]
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-    g = torch.Generator().manual_seed(seed)
     worst = 0.0
-    for shape in shapes:
+    names = [i.name for i in session.get_inputs()]
+    if len(names) > 1 and not getattr(net, "guided", False):
+        net = _Guided(net).eval()  # a guided graph: compare with the model fed the same guidance
+    for i, shape in enumerate(shapes):
         n, h, w = (shape[0], shape[-2], shape[-1])
-        L = torch.rand(n, 1, h, w, generator=g) * 100.0
+        inputs = _example_inputs(net, n, h, w, seed=seed + i)
         with torch.inference_mode():
-            ref = net(L).float()
-        out = session.run([ONNX_OUTPUT], {ONNX_INPUT: L.numpy()})[0]
+            ref = net(*inputs).float()
+        out = session.run([ONNX_OUTPUT], {name: x.numpy() for name, x in zip(names, inputs)})[0]
         if out.shape != tuple(ref.shape):
-            raise ValueError(f"onnx output shape {out.shape} != torch {tuple(ref.shape)} for input {tuple(L.shape)}")
+            raise ValueError(f"onnx output shape {out.shape} != torch {tuple(ref.shape)} for input {tuple(inputs[0].shape)}")
         worst = max(worst, float(np.abs(out - ref.numpy()).max()))
     return worst

@@ -22,7 +22,7 @@ from torch import nn
 from filmcolor.models import ModelConfig
 
 from .base import Capabilities, Engine, EngineUnavailable
-from .export import DEFAULT_OPSET, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
+from .export import DEFAULT_OPSET, ONNX_GUIDANCE, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
 
 CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -88,9 +88,27 @@ class OnnxRuntimeEngine(Engine):
         self.fp16 = on_cuda and (bool(fp16) if fp16 is not None else use_trt)
         self.batch = batch or (8 if on_cuda else 1)
         self.threads = int(threads) if threads else default_threads()
+        self._use_trt = use_trt
         dtype = torch.float16 if (self.fp16 and on_cuda and not use_trt) else torch.float32
         self.onnx_path = Path(onnx_path) if onnx_path else ensure_onnx(model, config, opset=opset, dtype=dtype,
                                                                       cache_dir=cache_dir)
+        self._model, self._export_args = model, dict(opset=opset, dtype=dtype, cache_dir=cache_dir)
+        self._guided_session = None  # made on the first guided call: the guided graph is a file of its own
+        self._session_args = (render_sizes, cache_dir, spin)
+        self.session = self._new_session(self.onnx_path)
+        active = self.session.get_providers()
+        if on_cuda and CUDA_EP not in active and TRT_EP not in active:
+            raise EngineUnavailable(f"onnxruntime could not start CUDA (providers in use: {active})")
+        self.providers = active
+
+    def _new_session(self, path: Path, guided: bool = False):
+        """An ONNX Runtime session for ``path`` with this engine's threads, providers and CPU settings.
+
+        The explicit TensorRT profile names only ``L``; a guided graph lets the EP build per shape."""
+        ort = _import_ort()
+        render_sizes, cache_dir, spin = self._session_args
+        render_sizes = None if guided else render_sizes
+        on_cuda, use_trt = self.device.type == "cuda", self._use_trt
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -108,11 +126,7 @@ class OnnxRuntimeEngine(Engine):
             providers = [(CUDA_EP, {"device_id": idx}), CPU_EP]
             if use_trt:
                 providers.insert(0, (TRT_EP, self._trt_options(render_sizes, cache_dir)))
-        self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=providers)
-        active = self.session.get_providers()
-        if on_cuda and CUDA_EP not in active and TRT_EP not in active:
-            raise EngineUnavailable(f"onnxruntime could not start CUDA (providers in use: {active})")
-        self.providers = active
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
     def _trt_options(self, render_sizes: Sequence[int] | None, cache_dir: str | os.PathLike | None) -> dict[str, Any]:
         """TensorRT EP options: fp16, engine + timing caches in our cache folder, an explicit profile on request."""
@@ -158,33 +172,47 @@ class OnnxRuntimeEngine(Engine):
         extra = f", {self.threads} threads" if self.device.type == "cpu" else ""
         return f"{self.name}/{ep} ({self.device}{', fp16' if self.fp16 else ''}{extra})"
 
-    def infer(self, L: torch.Tensor) -> torch.Tensor:
+    def _session_for(self, guidance):
         if self.session is None:
             raise RuntimeError("engine is closed")
+        if guidance is None:
+            return self.session
+        self._check_guidance(guidance)
+        if self._guided_session is None:
+            path = ensure_onnx(self._model, self.config, guided=True, **self._export_args)
+            self._guided_session = self._new_session(path, guided=True)
+        return self._guided_session
+
+    def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        session = self._session_for(guidance)
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must be [N,1,H,W], got {tuple(L.shape)}")
+        inputs = (L,) if guidance is None else (L, *guidance)
         if self.device.type == "cuda":
-            return self._infer_cuda(L)
-        x = L.detach().to("cpu", torch.float32).contiguous()  # no-op (same memory) for a contiguous CPU float32
-        out = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: x.numpy()})[0]
+            return self._infer_cuda(session, inputs)
+        # .contiguous() is a no-op (same memory) for contiguous CPU float32 tensors
+        feed = {name: x.detach().to("cpu", torch.float32).contiguous().numpy()
+                for name, x in zip((ONNX_INPUT, *ONNX_GUIDANCE), inputs)}
+        out = session.run([ONNX_OUTPUT], feed)[0]
         return torch.from_numpy(out)  # shares ORT's output array
 
-    def _infer_cuda(self, L: torch.Tensor) -> torch.Tensor:
-        x = L.detach().to(self.device, torch.float32).contiguous()
-        n, _, h, w = x.shape
+    def _infer_cuda(self, session, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        xs = [t.detach().to(self.device, torch.float32).contiguous() for t in inputs]
+        n, _, h, w = xs[0].shape
         out = torch.empty((n, 2, h, w), device=self.device, dtype=torch.float32)
-        binding = self.session.io_binding()
+        binding = session.io_binding()
         idx = self.device.index
-        binding.bind_input(ONNX_INPUT, "cuda", idx, np.float32, tuple(x.shape), x.data_ptr())
+        for name, x in zip((ONNX_INPUT, *ONNX_GUIDANCE), xs):
+            binding.bind_input(name, "cuda", idx, np.float32, tuple(x.shape), x.data_ptr())
         binding.bind_output(ONNX_OUTPUT, "cuda", idx, np.float32, tuple(out.shape), out.data_ptr())
         # ORT runs on its own CUDA stream: torch's pending work on x must be done before it reads.
         torch.cuda.current_stream(self.device).synchronize()
-        self.session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return out
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = self._guided_session = None  # type: ignore[assignment]
 
 
 class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
@@ -208,6 +236,7 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         fp32 = ensure_onnx(model, config, opset=opset, cache_dir=cache_dir)
         int8 = ensure_int8(fp32, calibration_frames(calibration))
         super().__init__(model, config, device="cpu", cache_dir=cache_dir, onnx_path=int8, opset=opset, **options)
+        self.accepts_guidance = False  # calibrated and quantized on the automatic graph (L) only
 
     @classmethod
     def probe(cls, device: str) -> str | None:

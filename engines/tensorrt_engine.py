@@ -133,6 +133,7 @@ class TensorRTEngine(Engine):
         ``max_batch``: what the optimization profile covers (default: the model's render size, portrait
         9:16 to 2.4:1, ``batch`` frames); other shapes trigger a (cached) rebuild with a wider profile."""
         super().__init__(model, config)
+        self.accepts_guidance = False  # the TensorRT build and its profile cover the automatic graph (L) only
         self._trt = _import_trt()
         device = device or "cuda"
         reason = self.probe(device)
@@ -249,7 +250,8 @@ class TensorRTEngine(Engine):
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision})"
 
-    def infer(self, L: torch.Tensor) -> torch.Tensor:
+    def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        self._check_guidance(guidance)
         if self.context is None:
             raise RuntimeError("engine is closed")
         if L.dim() != 4 or L.shape[1] != 1:

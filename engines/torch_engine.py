@@ -38,10 +38,13 @@ class TorchEngine(Engine):
     def capabilities(self) -> Capabilities:
         return Capabilities(str(self.device), self.fp16, True, self.batch)
 
-    def infer(self, L: torch.Tensor) -> torch.Tensor:
-        x = L.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        self._check_guidance(guidance)
+        cl = torch.channels_last
+        x = L.to(self.device, non_blocking=True).contiguous(memory_format=cl)
+        extra = () if guidance is None else tuple(t.to(self.device, torch.float32).contiguous(memory_format=cl) for t in guidance)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            return self.model(x).float().contiguous()
+            return self.model(x, *extra).float().contiguous()
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

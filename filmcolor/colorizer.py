@@ -76,7 +76,7 @@ class Colorizer:
         """This colorizer as the inference path sees it: the engine, render size, gain, batch."""
         caps = self.engine.capabilities
         return Predictor(self._infer, self.render_size, self.engine.size_multiple, self.gain,
-                         max(1, caps.preferred_batch), self.device)
+                         max(1, caps.preferred_batch), self.device, guided=self.engine.accepts_guidance)
 
     def frame_predictor(self, causal: bool = False) -> FramePredictor:
         """How a clip's frames get their a,b: engine, then the temporal smoother (the keyframe hook)."""
@@ -86,12 +86,14 @@ class Colorizer:
         """A :class:`ChromaStream` for one clip of this size and layout (``causal``: no look-ahead)."""
         return ChromaStream(self.predictor, width, height, layout, matrix, frames=self.frame_predictor(causal))
 
-    def _infer(self, L: torch.Tensor) -> torch.Tensor:
-        return self.engine.infer(L.to(self.device))
+    def _infer(self, L: torch.Tensor, guidance: Guidance = None) -> torch.Tensor:
+        if guidance is not None:
+            guidance = (guidance[0].to(self.device), guidance[1].to(self.device))
+        return self.engine.infer(L.to(self.device), guidance)
 
     def infer_L(self, L: torch.Tensor) -> torch.Tensor:
         """L ``[N,1,h,w]`` at render size (any device) -> a,b on the engine's device, gain applied."""
-        return predict_ab(self._infer, L, gain=self.gain)
+        return predict_ab(self._infer, L, gain=self.gain)  # automatic: no guidance
 
     def close(self) -> None:
         self.engine.close()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +178,50 @@ def sample_patch_hints(ab_true: np.ndarray, count: int, rng: np.random.Generator
         hint[:, y:y + patch, x:x + patch] = ab_true[:, y:y + patch, x:x + patch].reshape(2, -1).mean(1)[:, None, None]
         mask[:, y:y + patch, x:x + patch] = 1.0
     return hint, mask
+
+
+@dataclass
+class StillGuidance:
+    """Guidance for one picture: hint points and/or a colour reference; :meth:`at` makes the model's inputs.
+
+    Where both are given, points override the reference under them (the user's last word).
+    """
+
+    points: list[HintPoint] = field(default_factory=list)
+    relative: bool = False
+    reference: np.ndarray | None = None  # RGB uint8 [H',W',3]
+
+    @classmethod
+    def from_files(cls, hints: str | Path | None = None, reference: str | Path | None = None) -> "StillGuidance | None":
+        """Read a hints file and/or a reference image; None when neither is given."""
+        if hints is None and reference is None:
+            return None
+        points, relative = load_hints(hints) if hints is not None else ([], False)
+        return cls(points, relative, read_reference(reference) if reference is not None else None)
+
+    def at(self, size: tuple[int, int], render: tuple[int, int]):
+        """``(hint_ab [2,h,w], mask [1,h,w])`` torch tensors at ``render`` for a picture of ``size`` (H, W)."""
+        import torch
+
+        h, w = render
+        hint, mask = np.zeros((2, h, w), np.float32), np.zeros((1, h, w), np.float32)
+        if self.reference is not None:
+            hint, mask = reference_to_guidance(self.reference, size, render)
+        if self.points:
+            p_hint, p_mask = points_to_guidance(self.points, self.relative, size, render)
+            hint = np.where(p_mask > 0, p_hint, hint)
+            mask = np.maximum(mask, p_mask)
+        return torch.from_numpy(hint), torch.from_numpy(mask)
+
+
+def read_reference(path: str | Path) -> np.ndarray:
+    """A reference picture as RGB uint8 (16-bit and alpha reduced); one-line errors."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"reference image {str(p)!r} does not exist")
+    raw = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if raw is None:
+        raise UsageError(f"reference {str(p)!r} is not an image OpenCV can read")
+    return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)

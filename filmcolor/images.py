@@ -9,13 +9,16 @@ import numpy as np
 
 from .colorizer import ChromaStream, Colorizer
 from .fs import atomic_write, check_output
+from .guidance import StillGuidance
 from .inference import Predictor
 from .video.formats import FormatError, choose_matrix
 from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 
-def colorize_array(colorizer: Colorizer | Predictor, image: np.ndarray) -> np.ndarray:
+def colorize_array(colorizer: Colorizer | Predictor, image: np.ndarray, guidance: StillGuidance | None = None) -> np.ndarray:
     """Colorize a grey or colour image ``[H,W]`` / ``[H,W,3]`` (RGB order; uint8 or uint16) -> RGB, same dtype.
+
+    ``guidance``: hint points and/or a colour reference of the picture (:class:`~filmcolor.guidance.StillGuidance`).
 
     The same path as a video frame: the picture's Y' (its grey values, or luma from RGB with the matrix
     the file pipeline would pick for its height) is kept; Cb, Cr come from the inference path at full
@@ -34,7 +37,8 @@ def colorize_array(colorizer: Colorizer | Predictor, image: np.ndarray) -> np.nd
     layout = layout_444(bits, full_range=True)
     y = np.ascontiguousarray(image) if image.ndim == 2 else rgb_to_luma(image, matrix, bits, True)
     stream = ChromaStream(predictor, w, h, layout, matrix)
-    ((_, cb, cr),) = stream.push(y) + stream.flush()
+    g = guidance.at((h, w), stream.render_hw) if guidance is not None else None
+    ((_, cb, cr),) = stream.push(y, guidance=g) + stream.flush()
     return ycbcr_planes_to_rgb(y, cb, cr, layout, matrix, dtype=image.dtype)
 
 
@@ -62,13 +66,14 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return buf.tobytes()
 
 
-def colorize_image_file(colorizer: Colorizer, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> dict:
-    """Read ``src``, colorize, write ``dst`` (format from its extension) atomically."""
+def colorize_image_file(colorizer: Colorizer, src: str | Path, dst: str | Path, *, overwrite: bool = False,
+                        guidance: StillGuidance | None = None) -> dict:
+    """Read ``src``, colorize (with ``guidance`` if given), write ``dst`` (format from its extension) atomically."""
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise FormatError(f"input {str(src)!r} does not exist")
     check_output(dst, overwrite, src)
     raw = read_image(src)
-    data = encode_image(colorize_array(colorizer, raw), dst.suffix)
+    data = encode_image(colorize_array(colorizer, raw, guidance), dst.suffix)
     atomic_write(dst, lambda tmp: tmp.write_bytes(data))
     return {"input": str(src), "output": str(dst), "frames": 1, "width": raw.shape[1], "height": raw.shape[0]}

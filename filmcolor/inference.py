@@ -41,23 +41,33 @@ class Predictor:
     gain: float = 1.0                       # multiplies a,b: saturation x the model's calibrated gain
     batch: int = 1                          # frames per infer() call that pay off
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where infer() returns a,b
+    guided: bool = False                    # infer(L, guidance) feeds guidance to the model's own inputs
 
 
-def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Guidance = None) -> torch.Tensor:
+def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Guidance = None,
+               guided: bool = False) -> torch.Tensor:
     """L ``[N,1,h,w]`` (Lab units, render size) -> a,b ``[N,2,h,w]`` on ``infer``'s device, gain applied.
 
-    ``guidance`` (hint a,b and mask at render size) sets a,b to the hint where the mask is 1 and blends
-    linearly where it is between 0 and 1: user hints and reference colours are kept as given. Models that
-    take guidance as input would receive it here; today's models are automatic.
+    ``guidance`` (hint a,b ``[N,2,h,w]`` and mask ``[N,1,h,w]`` at render size): with ``guided`` (a model
+    with guidance inputs, see :class:`~filmcolor.models.sagan_unet.GuidanceEncoder`) it goes to the model
+    as ``infer(L, guidance)``, which spreads hints over their regions and repairs doubtful references.
+    Otherwise (automatic-only models and engines) the hint is pasted where the mask is 1 and blended
+    linearly where it is between 0 and 1. The gain applies to the model's own colours only.
     """
+    if guidance is None:
+        return infer(L) * gain
+    n, _, h, w = L.shape
+    hint, mask = guidance
+    if tuple(hint.shape) != (n, 2, h, w) or tuple(mask.shape) != (n, 1, h, w):
+        raise ValueError(f"guidance must be a,b {(n, 2, h, w)} and mask {(n, 1, h, w)}, "
+                         f"got {tuple(hint.shape)} and {tuple(mask.shape)}")
+    if guided:
+        ab = infer(L, guidance)
+        mask = mask.to(ab.device, ab.dtype)
+        return ab * (gain + (1.0 - gain) * mask)  # hinted pixels keep the user's colour, not a gained one
     ab = infer(L) * gain
-    if guidance is not None:
-        hint, mask = (t.to(ab.device, ab.dtype) for t in guidance)
-        if hint.shape != ab.shape or mask.shape != (ab.shape[0], 1, *ab.shape[-2:]):
-            raise ValueError(f"guidance must be a,b {tuple(ab.shape)} and mask {(ab.shape[0], 1, *ab.shape[-2:])}, "
-                             f"got {tuple(hint.shape)} and {tuple(mask.shape)}")
-        ab = ab + mask * (hint - ab)
-    return ab
+    hint, mask = (t.to(ab.device, ab.dtype) for t in guidance)
+    return ab + mask * (hint - ab)
 
 
 def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
@@ -73,7 +83,7 @@ def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, gui
 
 
 def chroma_from_luma(infer: Infer, L: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
-                     matrix: YCbCrMatrix, *, gain: float = 1.0, guidance: Guidance = None,
+                     matrix: YCbCrMatrix, *, gain: float = 1.0, guidance: Guidance = None, guided: bool = False,
                      temporal: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Luminance -> chroma at output resolution, for one batch: ``finish_chroma(temporal(predict_ab(...)))``.
 
@@ -82,7 +92,7 @@ def chroma_from_luma(infer: Infer, L: torch.Tensor, guide_lo: torch.Tensor, guid
     temporal stage holds frames back use :class:`FramePredictor`, which runs the same steps.
     """
     with torch.inference_mode():
-        ab = predict_ab(infer, L, gain=gain, guidance=guidance)
+        ab = predict_ab(infer, L, gain=gain, guidance=guidance, guided=guided)
         if temporal is not None:
             ab = temporal(L.to(ab.device), ab)
         return finish_chroma(L, ab, guide_lo, guide_hi, matrix)
@@ -141,7 +151,8 @@ class FramePredictor:
         pending, self._pending = self._pending, []
         L = torch.stack([frame for frame, _ in pending])
         with torch.inference_mode():
-            ab = predict_ab(self.p.infer, L, gain=self.p.gain, guidance=_stack_guidance([g for _, g in pending], L))
+            ab = predict_ab(self.p.infer, L, gain=self.p.gain, guidance=_stack_guidance([g for _, g in pending], L),
+                            guided=self.p.guided)
             if self.temporal is None:
                 return list(ab)
             L = L.to(ab.device)

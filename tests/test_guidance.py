@@ -86,3 +86,49 @@ def test_guided_model_uses_the_hints():
         hint[:, 0] = 40.0
         guided = m(L, hint, torch.ones(1, 1, 64, 64))
     assert (guided - auto).abs().mean() > 0.1
+
+
+def _guided_colorizer(tmp_path, engine="torch"):
+    from filmcolor.colorizer import Colorizer, ColorizerOptions
+    from filmcolor.models import ModelConfig, create_model, save_model
+
+    torch.manual_seed(0)
+    m = create_model("sagan-unet-tiny", guidance=True)
+    for out in m.guide.outs:
+        torch.nn.init.normal_(out.weight, std=0.5)
+    save_model(m, ModelConfig(architecture="sagan-unet-tiny", kwargs={"guidance": True}, name="tiny-guided"), tmp_path / "g")
+    return Colorizer(ColorizerOptions(model=str(tmp_path / "g"), engine=engine, render_size=64, smoothing="off"))
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_still_hints_reach_a_guided_model_through_the_one_path(tmp_path, engine):
+    pytest.importorskip("onnxruntime") if engine == "onnxruntime" else None
+    from filmcolor.guidance import StillGuidance
+    from filmcolor.images import colorize_array
+
+    col = _guided_colorizer(tmp_path, engine)
+    assert col.predictor.guided
+    grey = np.tile(np.linspace(20, 230, 96, dtype=np.uint8), (64, 1))
+    auto = colorize_array(col, grey).astype(int)
+    pts, rel = parse_hints('{"coordinates": "relative", "points": [{"x": 0.5, "y": 0.5, "color": "#ff0000", "radius": 8}]}')
+    guided = colorize_array(col, grey, StillGuidance(pts, rel)).astype(int)
+    assert np.abs(guided - auto).max() > 3          # the hint changed the picture
+    assert np.array_equal(colorize_array(col, grey, StillGuidance()), auto.astype(np.uint8))  # empty = automatic
+    col.close()
+
+
+def test_guided_onnx_graph_matches_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from filmcolor.engines.export import export_onnx, parity
+    from filmcolor.models import ModelConfig, create_model
+
+    torch.manual_seed(0)
+    m = create_model("sagan-unet-tiny", guidance=True).eval()
+    for out in m.guide.outs:
+        torch.nn.init.normal_(out.weight, std=0.5)
+    cfg = ModelConfig(architecture="sagan-unet-tiny", kwargs={"guidance": True})
+    path = export_onnx(m, cfg, tmp_path / "g.onnx", guided=True)
+    assert parity(m, path, [(1, 64, 96), (2, 96, 64)]) < 1e-3
+    import onnx
+
+    assert [i.name for i in onnx.load(str(path)).graph.input] == ["L", "hint_ab", "mask"]
