@@ -44,8 +44,11 @@ def temp_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.filmcolor-partial-{os.getpid()}{dst.suffix}")
 
 
-def check_output(dst: Path, overwrite: bool, src: Path | None = None) -> None:
-    """One-line errors before writing ``dst``: same file as the input, missing or read-only folder, exists."""
+def check_output(dst: Path, overwrite: bool, src: Path | None = None, *, hint: str = "--overwrite") -> None:
+    """One-line errors before writing ``dst``: same file as the input, missing or read-only folder, exists.
+
+    ``hint``: how the caller's user asks to replace a file (``--overwrite`` on the command line,
+    ``overwrite=True`` in Python)."""
     if src is not None and dst.exists() and dst.resolve() == src.resolve():
         raise FormatError("output is the same file as the input; choose another output path")
     if not dst.parent.is_dir():
@@ -53,7 +56,7 @@ def check_output(dst: Path, overwrite: bool, src: Path | None = None) -> None:
     if not os.access(dst.parent, os.W_OK):
         raise FormatError(f"output folder {str(dst.parent)!r} is not writable")
     if dst.exists() and not overwrite:
-        raise FormatError(f"output {str(dst)!r} exists; pass --overwrite to replace it")
+        raise FormatError(f"output {str(dst)!r} exists; pass {hint} to replace it")
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:

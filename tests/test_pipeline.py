@@ -8,8 +8,8 @@ import pytest
 
 from conftest import make_clip
 from filmcolor.colorizer import Colorizer
-from filmcolor.video.formats import FormatError
-from filmcolor.video.pipeline import colorize_video
+from filmcolor.errors import FormatError
+from filmcolor.pipeline import colorize_video
 
 
 @pytest.fixture(scope="module")

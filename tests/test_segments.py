@@ -14,8 +14,8 @@ import pytest
 from filmcolor.colorizer import Colorizer, ColorizerOptions
 from filmcolor.segments import colorize_segmented
 from filmcolor.segments.plan import FrameIndex, index_frames, plan_segments
-from filmcolor.video.formats import FormatError
-from filmcolor.video.pipeline import colorize_video
+from filmcolor.errors import FormatError
+from filmcolor.pipeline import colorize_video
 
 from conftest import make_clip
 
@@ -172,7 +172,7 @@ def test_span_at_first_frame_does_not_seek_and_late_seek_is_an_error():
 
 
 def test_reader_refuses_a_seek_that_lands_after_the_segment(film, options, tmp_path):
-    from filmcolor.video.pipeline import Span
+    from filmcolor.video.source import Span
     c = Colorizer(options)
     # ask for a segment starting between keyframes 10 and 20 but claim it is exact: pts 15 frames in
     with av.open(str(film)) as f:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..video.formats import FormatError
+from ..errors import FormatError
 from .plan import Segment
 
 MANIFEST = "manifest.json"

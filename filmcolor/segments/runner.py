@@ -17,8 +17,11 @@ from typing import Callable
 from .. import __version__
 from ..colorizer import Colorizer, ColorizerOptions
 from ..models.weights import resolve_weights
-from ..video.formats import FormatError, output_defaults
-from ..video.pipeline import EncodeOptions, Progress, check_paths, temp_path
+from ..errors import FormatError
+from ..video.formats import output_defaults
+from ..fs import check_paths, temp_path
+from ..pipeline import Progress
+from ..video.sink import EncodeOptions
 from .executors import create_executor
 from .join import join_segments
 from .manifest import WorkFolder, source_identity
