@@ -2,6 +2,7 @@
 
 Standard library only (no torch), so engines' cache code, the CLI and the segment manifest can all use it.
 
+- :func:`content_hash`: what identifies a file's bytes (weights in resume keys).
 - :func:`atomic_write_bytes` / :func:`atomic_write`: readers see the old file or the whole new one,
   never a torn one, also after a power cut (the data is fsynced before the rename).
 - :class:`FileLock`: an exclusive lock between processes (kernel ``flock``; released when its holder dies).
@@ -69,6 +70,25 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     elif src.is_dir():
         raise FormatError(f"input {str(src)!r} is a folder; give a video file")
     check_output(dst, overwrite, src)
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: Union[str, os.PathLike]) -> str:
+    """SHA-256 of a file's bytes, remembered for this process by (resolved path, size, mtime)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        import hashlib
+
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], object]) -> Path:

@@ -106,8 +106,15 @@ class BatchStream:
             k += 1
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        while True:  # never wait forever on a producer thread that has died
+            try:
+                batch = self._queue.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the batch-making thread has stopped (its error is printed above)") from None
         self.next_index += 1
-        return self._queue.get()
+        return batch
 
     def __iter__(self) -> "BatchStream":
         return self
