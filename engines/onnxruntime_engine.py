@@ -21,7 +21,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
 from .export import DEFAULT_OPSET, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
 
@@ -160,7 +160,7 @@ class OnnxRuntimeEngine(Engine):
 
     def infer(self, L: torch.Tensor) -> torch.Tensor:
         if self.session is None:
-            raise RuntimeError("engine is closed")
+            raise EngineClosed(self.name)
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must be [N,1,H,W], got {tuple(L.shape)}")
         if self.device.type == "cuda":

@@ -7,7 +7,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
 
 
 class TorchEngine(Engine):
@@ -39,6 +39,8 @@ class TorchEngine(Engine):
         return Capabilities(str(self.device), self.fp16, True, self.batch)
 
     def infer(self, L: torch.Tensor) -> torch.Tensor:
+        if self.model is None:
+            raise EngineClosed(self.name)
         x = L.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             return self.model(x).float().contiguous()
