@@ -8,7 +8,7 @@ import torch
 
 from filmcolor.models import list_weights, load_model
 
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.png"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "bbb_grey.png"
 
 
 def test_default_model_is_packaged_and_loads():
