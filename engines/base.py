@@ -1,6 +1,6 @@
 """The engine interface: ``infer(L[N,1,H,W]) -> ab[N,2,H,W]``, Lab units, torch tensors on ``device``.
 
-Tiling, smoothing and colour conversion stay outside engines. Engines take a loaded generator
+Smoothing and colour conversion stay outside engines; the model runs on the whole render-size frame. Engines take a loaded generator
 (``torch.nn.Module`` + :class:`~filmcolor.models.ModelConfig`) and run it however they run it.
 """
 
@@ -27,6 +27,13 @@ class Capabilities:
 
 class EngineUnavailable(RuntimeError):
     """The engine cannot run here (missing package, no GPU, ...); the message says why and how to fix it."""
+
+
+class EngineClosed(RuntimeError):
+    """``infer`` was called after ``close()``: the same error from every engine."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the {name} engine is closed; create a new one")
 
 
 class Engine(ABC):

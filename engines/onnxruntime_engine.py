@@ -21,7 +21,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
 from .export import DEFAULT_OPSET, ONNX_GUIDANCE, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
 
@@ -174,7 +174,7 @@ class OnnxRuntimeEngine(Engine):
 
     def _session_for(self, guidance):
         if self.session is None:
-            raise RuntimeError("engine is closed")
+            raise EngineClosed(self.name)
         if guidance is None:
             return self.session
         self._check_guidance(guidance)

@@ -28,7 +28,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
 from .export import ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, FileLock, atomic_write_bytes, cache_root, engine_cache_key,
                         engine_path, file_sha256, profile_shapes, shape_in_profile, timing_cache_path)
@@ -253,7 +253,7 @@ class TensorRTEngine(Engine):
     def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         self._check_guidance(guidance)
         if self.context is None:
-            raise RuntimeError("engine is closed")
+            raise EngineClosed(self.name)
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must be [N,1,H,W], got {tuple(L.shape)}")
         x = L.detach().to(self.device, torch.float32).contiguous()

@@ -7,7 +7,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
 
 
 class TorchEngine(Engine):
@@ -39,6 +39,8 @@ class TorchEngine(Engine):
         return Capabilities(str(self.device), self.fp16, True, self.batch)
 
     def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.model is None:
+            raise EngineClosed(self.name)
         self._check_guidance(guidance)
         cl = torch.channels_last
         x = L.to(self.device, non_blocking=True).contiguous(memory_format=cl)

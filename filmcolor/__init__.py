@@ -23,7 +23,7 @@ def __getattr__(name: str):
 
         return getattr(colorizer, name)
     if name == "EncodeOptions":
-        from .video.pipeline import EncodeOptions
+        from .video.sink import EncodeOptions
 
         return EncodeOptions
     raise AttributeError(name)

@@ -10,7 +10,8 @@ import numpy as np
 from .colorizer import Colorizer, ColorizerOptions
 from .images import colorize_array, colorize_image_file
 from .video.formats import STILL_SUFFIXES, choose_matrix
-from .video.pipeline import EncodeOptions, colorize_video
+from .pipeline import colorize_video
+from .video.sink import EncodeOptions
 from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 

@@ -2,6 +2,7 @@
 
 Standard library only (no torch), so engines' cache code, the CLI and the segment manifest can all use it.
 
+- :func:`content_hash`: what identifies a file's bytes (weights in resume keys).
 - :func:`atomic_write_bytes` / :func:`atomic_write`: readers see the old file or the whole new one,
   never a torn one, also after a power cut (the data is fsynced before the rename).
 - :class:`FileLock`: an exclusive lock between processes (kernel ``flock``; released when its holder dies).
@@ -44,8 +45,11 @@ def temp_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.filmcolor-partial-{os.getpid()}{dst.suffix}")
 
 
-def check_output(dst: Path, overwrite: bool, src: Path | None = None) -> None:
-    """One-line errors before writing ``dst``: same file as the input, missing or read-only folder, exists."""
+def check_output(dst: Path, overwrite: bool, src: Path | None = None, *, hint: str = "--overwrite") -> None:
+    """One-line errors before writing ``dst``: same file as the input, missing or read-only folder, exists.
+
+    ``hint``: how the caller's user asks to replace a file (``--overwrite`` on the command line,
+    ``overwrite=True`` in Python)."""
     if src is not None and dst.exists() and dst.resolve() == src.resolve():
         raise FormatError("output is the same file as the input; choose another output path")
     if not dst.parent.is_dir():
@@ -53,7 +57,7 @@ def check_output(dst: Path, overwrite: bool, src: Path | None = None) -> None:
     if not os.access(dst.parent, os.W_OK):
         raise FormatError(f"output folder {str(dst.parent)!r} is not writable")
     if dst.exists() and not overwrite:
-        raise FormatError(f"output {str(dst)!r} exists; pass --overwrite to replace it")
+        raise FormatError(f"output {str(dst)!r} exists; pass {hint} to replace it")
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
@@ -66,6 +70,25 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     elif src.is_dir():
         raise FormatError(f"input {str(src)!r} is a folder; give a video file")
     check_output(dst, overwrite, src)
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: Union[str, os.PathLike]) -> str:
+    """SHA-256 of a file's bytes, remembered for this process by (resolved path, size, mtime)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        import hashlib
+
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], object]) -> Path:

@@ -11,7 +11,8 @@ from .colorizer import ChromaStream, Colorizer
 from .fs import atomic_write, check_output
 from .guidance import StillGuidance
 from .inference import Predictor
-from .video.formats import FormatError, choose_matrix
+from .errors import FormatError
+from .video.formats import choose_matrix
 from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 

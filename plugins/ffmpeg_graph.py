@@ -24,6 +24,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
+from filmcolor.errors import FormatError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from filmcolor.colorizer import Colorizer
 
@@ -47,12 +49,6 @@ def probe() -> str | None:
     if missing:
         return f"program(s) {', '.join(missing)} not found: install ffmpeg (apt install ffmpeg)"
     return None
-
-
-def _format_error(msg: str) -> Exception:
-    from filmcolor.video.formats import FormatError
-
-    return FormatError(msg)
 
 
 def _split_unescaped(text: str, sep: str) -> list[str]:
@@ -84,7 +80,7 @@ def parse_filter(text: str) -> tuple[str, list[str], dict[str, str]]:
     """``"hqdn3d=4:3:6:4.5"`` -> ("hqdn3d", ["4", "3", "6", "4.5"], {}); ``"eq=saturation=1.1"`` -> kwargs."""
     name, _, params = text.strip().partition("=")
     if not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise _format_error(f"bad filter {text!r}: expected name or name=arguments")
+        raise FormatError(f"bad filter {text!r}: expected name or name=arguments")
     args: list[str] = []
     kwargs: dict[str, str] = {}
     for p in _split_unescaped(params, ":") if params else []:
@@ -121,7 +117,7 @@ def filter_steps(spec: FilterSpec) -> list[Callable[[Any], Any]]:
             name, args, kwargs = item[0], list(item[1]) if len(item) > 1 else [], dict(item[2]) if len(item) > 2 else {}
             steps.append(lambda s, n=name, a=args, k=kwargs: s.filter(n, *a, **k))
         else:
-            raise _format_error(f"bad filter {item!r}: give a string, a (name, args, kwargs) tuple or a callable")
+            raise FormatError(f"bad filter {item!r}: give a string, a (name, args, kwargs) tuple or a callable")
     return steps
 
 
@@ -146,12 +142,12 @@ def probe_video(src: str | Path, *, cmd: str = "ffprobe") -> dict:
     try:
         info = ffmpeg.probe(str(src), cmd=cmd)
     except ffmpeg.Error as exc:
-        raise _format_error(f"ffprobe cannot read {str(src)!r}: {_last_line(exc.stderr)}") from None
+        raise FormatError(f"ffprobe cannot read {str(src)!r}: {_last_line(exc.stderr)}") from None
     except FileNotFoundError:
-        raise _format_error(f"{cmd!r} not found: install ffmpeg (apt install ffmpeg)") from None
+        raise FormatError(f"{cmd!r} not found: install ffmpeg (apt install ffmpeg)") from None
     video = [s for s in info.get("streams", []) if s.get("codec_type") == "video"]
     if not video:
-        raise _format_error(f"{str(src)!r} has no video stream")
+        raise FormatError(f"{str(src)!r} has no video stream")
     v = video[0]
     rate = _rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")) or Fraction(25)
     return {"width": int(v["width"]), "height": int(v["height"]), "rate": rate, "pix_fmt": v.get("pix_fmt"),
@@ -182,10 +178,10 @@ def filtered_size(src: str | Path, pre_filters: FilterSpec, *, cmd: str = "ffmpe
         data, _ = out.global_args("-nostdin", "-loglevel", "error").run(cmd=cmd, capture_stdout=True,
                                                                          capture_stderr=True)
     except ffmpeg.Error as exc:
-        raise _format_error(f"ffmpeg pre-filters failed on {str(src)!r}: {_last_line(exc.stderr)}") from None
+        raise FormatError(f"ffmpeg pre-filters failed on {str(src)!r}: {_last_line(exc.stderr)}") from None
     m = re.match(rb"P5\s+(\d+)\s+(\d+)\s", data)
     if not m:
-        raise _format_error(f"ffmpeg gave no frame for {str(src)!r} through the pre-filters")
+        raise FormatError(f"ffmpeg gave no frame for {str(src)!r} through the pre-filters")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -248,20 +244,17 @@ def colorize_graph(src: str | Path, dst: str | Path, *, pre_filters: FilterSpec 
     options (``{"vcodec": "libx264", "crf": 18}``). ``options``: ColorizerOptions fields.
     The output is written under a hidden name and renamed when complete.
     """
-    from filmcolor.video.pipeline import temp_path
+    from filmcolor.fs import check_output, temp_path
 
     from ._common import make_colorizer
     from .ffmpeg_pipe import PipeSpec, run_pipe
 
     src, dst = Path(src), Path(dst)
     if not src.is_file():
-        raise _format_error(f"input {str(src)!r} does not exist")
-    if dst.exists() and not overwrite:
-        raise _format_error(f"output {str(dst)!r} exists; pass overwrite=True to replace it")
-    if not dst.parent.is_dir():
-        raise _format_error(f"output folder {str(dst.parent)!r} does not exist")
+        raise FormatError(f"input {str(src)!r} does not exist")
+    check_output(dst, overwrite, src, hint="overwrite=True")
     if pix_fmt not in DECODE_FORMATS:
-        raise _format_error(f"decode pixel format must be one of {', '.join(DECODE_FORMATS)}, got {pix_fmt!r}")
+        raise FormatError(f"decode pixel format must be one of {', '.join(DECODE_FORMATS)}, got {pix_fmt!r}")
     info = probe_video(src, cmd=ffprobe_cmd)
     if size is None:
         size = filtered_size(src, pre_filters, cmd=ffmpeg_cmd) if pre_filters else (info["width"], info["height"])
@@ -302,9 +295,9 @@ def colorize_graph(src: str | Path, dst: str | Path, *, pre_filters: FilterSpec 
         for d in logs:
             d.join(timeout=5)
         if rc_dec != 0 and not (killed and rc_dec < 0):  # ffmpeg's own failure is the root cause
-            raise _format_error(f"ffmpeg decoding {str(src)!r} failed: {logs[0].cause()}")
+            raise FormatError(f"ffmpeg decoding {str(src)!r} failed: {logs[0].cause()}")
         if rc_enc != 0:
-            raise _format_error(f"ffmpeg encoding {str(dst)!r} failed: {logs[1].cause()}")
+            raise FormatError(f"ffmpeg encoding {str(dst)!r} failed: {logs[1].cause()}")
         if failure is not None:
             raise failure
         os.replace(tmp, dst)

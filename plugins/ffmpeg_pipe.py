@@ -14,16 +14,17 @@ pipeline, and a frame is flushed downstream as soon as it is made. A final frame
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import numpy as np
 import typer
+
+from filmcolor.errors import FormatError
+from filmcolor.video.threads import Prefetch, WriteBehind
 
 from ._common import convert_depth, layout_444, make_colorizer, matrix_named, rgb_to_luma, ycbcr_planes_to_rgb
 
@@ -35,18 +36,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 GREY_FORMATS = {"gray": 8, "gray10le": 10, "gray12le": 12, "gray16le": 16}
 RGB_FORMATS = ("rgb24", "bgr24")
 RANGES = ("auto", "full", "limited")
-_END = object()
 
 
 def probe() -> str | None:
     """The pipe needs nothing beyond filmcolor itself (ffmpeg on either side is the user's): always usable."""
     return None
-
-
-def _format_error(msg: str) -> Exception:
-    from filmcolor.video.formats import FormatError
-
-    return FormatError(msg)
 
 
 @dataclass(frozen=True)
@@ -71,9 +65,9 @@ class RawFormat:
         if planar is not None and planar.bits <= 16 and (planar.bits == 8 or name.endswith("le")):
             return RawFormat(name, "yuv", planar.bits, planar)
         if output:
-            raise _format_error(f"output pixel format {pix_fmt!r} is not supported: use a planar Y'CbCr format "
+            raise FormatError(f"output pixel format {pix_fmt!r} is not supported: use a planar Y'CbCr format "
                                 f"(yuv420p, yuv422p, yuv444p, yuv420p10le, ...) or rgb24/bgr24")
-        raise _format_error(f"input pixel format {pix_fmt!r} is not supported: use gray, gray10le, gray12le, gray16le, "
+        raise FormatError(f"input pixel format {pix_fmt!r} is not supported: use gray, gray10le, gray12le, gray16le, "
                             f"a planar Y'CbCr format (yuv420p, yuv420p10le, ...) or rgb24/bgr24")
 
     @property
@@ -110,11 +104,11 @@ class PipeSpec:
              matrix: str | None = "auto") -> "PipeSpec":
         """Check the options and work out range and matrix (``color_range`` auto: full for grey/yuvj, limited for yuv)."""
         if width < 1 or height < 1:
-            raise _format_error(f"frame size must be positive, got {width}x{height}")
+            raise FormatError(f"frame size must be positive, got {width}x{height}")
         src = RawFormat.parse(pix_fmt)
         dst = RawFormat.parse(out_pix_fmt, output=True)
         if color_range not in RANGES:
-            raise _format_error(f"range must be one of {', '.join(RANGES)}, got {color_range!r}")
+            raise FormatError(f"range must be one of {', '.join(RANGES)}, got {color_range!r}")
         if color_range != "auto":
             full = color_range == "full"
         elif src.kind == "grey":
@@ -126,7 +120,7 @@ class PipeSpec:
         try:
             m = matrix_named(matrix, height)
         except ValueError as exc:
-            raise _format_error(str(exc)) from None
+            raise FormatError(str(exc)) from None
         return PipeSpec(width, height, src, dst, full, m)
 
     @property
@@ -177,89 +171,38 @@ def write_all(stream: IO[bytes], data: Any) -> None:
         view = view[n:]
 
 
-class _Reader(threading.Thread):
-    """Reads whole frames into ``out``; puts ``("error", msg)`` for a cut-short frame, then the end marker."""
-
-    def __init__(self, stream: IO[bytes], frame_bytes: int, out: queue.Queue, describe: str) -> None:
-        super().__init__(daemon=True, name="filmcolor-pipe-read")
-        self.stream, self.frame_bytes, self.out, self.describe = stream, frame_bytes, out, describe
-        self.stop = threading.Event()
-        self.frames = 0
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                buf = bytearray(self.frame_bytes)
-                got = read_exact(self.stream, buf)
-                if got == 0:
-                    break
-                if got < self.frame_bytes:
-                    self._put(("error", f"input ended inside frame {self.frames + 1}: got {got} of {self.frame_bytes} "
-                                        f"bytes; check that the frame size and pixel format ({self.describe}) match "
-                                        f"the raw stream"))
-                    break
-                self.frames += 1
-                if not self._put(("frame", buf)):
-                    return
-        except OSError as exc:
-            self._put(("error", f"reading the input failed: {exc}"))
-        except BaseException as exc:  # keep the pipe from hanging on any reader failure
-            self._put(("error", f"reading the input failed: {exc!r}"))
-        self._put(_END)
+class PipeInputError(ValueError):
+    """The raw input stream ended inside a frame."""
 
 
-class _Writer(threading.Thread):
-    """Writes queued frames (sequences of arrays) and flushes after each, so frames leave at once."""
-
-    def __init__(self, stream: IO[bytes], inbox: queue.Queue) -> None:
-        super().__init__(daemon=True, name="filmcolor-pipe-write")
-        self.stream, self.inbox = stream, inbox
-        self.error: BaseException | None = None
-        self.frames = 0
-
-    def run(self) -> None:
-        try:
-            while True:
-                item = self.inbox.get()
-                if item is _END:
-                    break
-                for part in item:
-                    write_all(self.stream, part)
-                flush = getattr(self.stream, "flush", None)
-                if flush is not None:
-                    flush()
-                self.frames += 1
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-            while self.inbox.get() is not _END:  # drain so the producer never blocks
-                pass
-
-
-def _put(q: queue.Queue, item: Any, writer: _Writer) -> None:
+def read_frames(stream: IO[bytes], frame_bytes: int, describe: str) -> Iterator[bytearray]:
+    """Whole raw frames from ``stream`` until its end; a frame cut short raises :class:`PipeInputError`."""
+    frames = 0
     while True:
-        if writer.error is not None:  # stop making frames nobody can take
-            raise _writer_error(writer.error)
-        try:
-            q.put(item, timeout=0.1)
+        buf = bytearray(frame_bytes)
+        got = read_exact(stream, buf)
+        if got == 0:
             return
-        except queue.Full:
-            if not writer.is_alive():
-                raise _writer_error(writer.error)
+        if got < frame_bytes:
+            raise PipeInputError(f"input ended inside frame {frames + 1}: got {got} of {frame_bytes} bytes; check "
+                                 f"that the frame size and pixel format ({describe}) match the raw stream")
+        frames += 1
+        yield buf
 
 
-def _writer_error(exc: BaseException | None) -> Exception:
+def write_frame(stream: IO[bytes], planes: list[np.ndarray]) -> None:
+    """Write one frame's planes and flush, so the frame leaves at once."""
+    for part in planes:
+        write_all(stream, part)
+    flush = getattr(stream, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def _writer_error(exc: BaseException) -> FormatError:
     if isinstance(exc, BrokenPipeError):
-        return _format_error("the output pipe was closed by the reading process before all frames were written")
-    return _format_error(f"writing the output failed: {exc}")
+        return FormatError("the output pipe was closed by the reading process before all frames were written")
+    return FormatError(f"writing the output failed: {exc}")
 
 
 def _split(buf: bytearray, spec: PipeSpec) -> list[np.ndarray]:
@@ -295,60 +238,52 @@ def run_pipe(src: IO[bytes], dst: IO[bytes], spec: PipeSpec, colorizer: "Coloriz
              progress: Callable[[int], None] | None = None) -> dict:
     """Colorize raw frames from ``src`` into ``dst`` until the end of ``src``; returns a summary dict.
 
-    Raises :class:`~filmcolor.video.formats.FormatError` (one-line message) for a cut-short last frame,
+    Raises :class:`~filmcolor.errors.FormatError` (one-line message) for a cut-short last frame,
     an empty input or a closed output, after writing every complete frame it could.
     """
     frame_bytes = spec.src.frame_bytes(spec.width, spec.height)
-    q_in: queue.Queue = queue.Queue(maxsize=queue_size)
-    q_out: queue.Queue = queue.Queue(maxsize=queue_size)
-    reader = _Reader(src, frame_bytes, q_in, f"{spec.width}x{spec.height} {spec.src.name}, {frame_bytes} bytes a frame")
-    writer = _Writer(dst, q_out)
+    describe = f"{spec.width}x{spec.height} {spec.src.name}, {frame_bytes} bytes a frame"
     stream = colorizer.stream(spec.width, spec.height, spec.layout, spec.matrix, causal=True)
     t0 = time.monotonic()
-    frames, error = 0, None
-    reader.start()
-    writer.start()
-
-    def emit(ready: list) -> None:
-        for y, cb, cr in ready:
-            _put(q_out, output_planes(y, cb, cr, spec), writer)
-
-    try:
-        while True:
-            item = q_in.get()
-            if item is _END:
-                break
-            kind, obj = item
-            if kind == "error":
-                error = obj
-                continue  # the end marker follows
-            y = input_luma(obj, spec)
-            emit(stream.push(y, y))
-            frames += 1
-            if progress:
-                progress(frames)
-        emit(stream.flush())
-    finally:
-        reader.stop.set()
-        while True:  # the end marker must reach a live writer even when the queue is full
+    frames, cut_short = 0, None
+    # stdin is the process's, not ours: the reader may sit in a read() that never returns, so do not wait for it
+    with Prefetch(lambda: read_frames(src, frame_bytes, describe), size=queue_size, name="filmcolor-pipe-read",
+                  join_timeout=0.5) as inbox, \
+            WriteBehind(lambda planes: write_frame(dst, planes), size=queue_size, name="filmcolor-pipe-write") as writer:
+        try:
             try:
-                q_out.put(_END, timeout=0.1)
-                break
-            except queue.Full:
-                if not writer.is_alive():
-                    break
-        writer.join()
-    if writer.error is not None:
-        raise _writer_error(writer.error)
-    if error:
-        raise _format_error(error)
+                for buf in inbox:
+                    y = input_luma(buf, spec)
+                    _emit(stream.push(y, y), spec, writer)
+                    frames += 1
+                    if progress:
+                        progress(frames)
+            except PipeInputError as exc:
+                cut_short = exc  # every complete frame before it is still written
+            except OSError as exc:
+                if exc is writer.error:
+                    raise
+                raise FormatError(f"reading the input failed: {exc}") from exc
+            _emit(stream.flush(), spec, writer)
+            writer.close()
+        except Exception as exc:
+            if exc is writer.error:
+                raise _writer_error(exc) from exc
+            raise
+    if cut_short is not None:
+        raise FormatError(str(cut_short)) from cut_short
     if frames == 0:
-        raise _format_error(f"no frames on the input ({spec.describe()}): did the process feeding it fail?")
+        raise FormatError(f"no frames on the input ({spec.describe()}): did the process feeding it fail?")
     elapsed = time.monotonic() - t0
     return {"frames": frames, "width": spec.width, "height": spec.height, "pix_fmt": spec.src.name,
             "out_pix_fmt": spec.dst.name, "full_range": spec.full_range, "matrix": spec.matrix.name,
             "seconds": round(elapsed, 3), "fps": round(frames / max(elapsed, 1e-9), 2),
             "engine": colorizer.describe()}
+
+
+def _emit(ready: list, spec: PipeSpec, writer: WriteBehind) -> None:
+    for y, cb, cr in ready:
+        writer.put(output_planes(y, cb, cr, spec))
 
 
 _Opt = typer.Option
@@ -389,10 +324,10 @@ def pipe(
 ) -> None:
     """Colorize raw video frames from stdin to stdout (between two ffmpeg processes)."""
     if smoothing not in ("stream", "off"):
-        raise _format_error(f"--smoothing must be stream or off for a pipe (it is causal), got {smoothing!r}")
+        raise FormatError(f"--smoothing must be stream or off for a pipe (it is causal), got {smoothing!r}")
     spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, color_range=color_range, matrix=matrix)
     if sys.stdout.isatty():
-        raise _format_error("stdout is a terminal: pipe the raw output into a program (ffmpeg -f rawvideo ... -i -)")
+        raise FormatError("stdout is a terminal: pipe the raw output into a program (ffmpeg -f rawvideo ... -i -)")
     colorizer, _ = make_colorizer(None, {"model": model, "engine": engine, "device": device, "render_size": render_size,
                                          "saturation": saturation, "smoothing": smoothing,
                                          "smoothing_strength": strength})
@@ -432,8 +367,6 @@ def _quiet_stdout() -> None:
 def main(argv: list[str] | None = None) -> None:
     """``python -m filmcolor.plugins.ffmpeg_pipe``: the same command standalone, one-line errors, exit 2."""
     import signal
-
-    from filmcolor.video.formats import FormatError
 
     app = typer.Typer(add_completion=False)
     app.command()(pipe)

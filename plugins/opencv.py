@@ -152,14 +152,11 @@ def colorize_capture(src: str | int | Path, dst: str | Path, fourcc: str = "mp4v
     """
     import cv2
 
-    from filmcolor.video.formats import FormatError
-    from filmcolor.video.pipeline import temp_path
+    from filmcolor.errors import FormatError
+    from filmcolor.fs import check_output, temp_path
 
     dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FormatError(f"output {str(dst)!r} exists; pass overwrite=True to replace it")
-    if not dst.parent.is_dir():
-        raise FormatError(f"output folder {str(dst.parent)!r} does not exist")
+    check_output(dst, overwrite, Path(src) if isinstance(src, (str, Path)) else None, hint="overwrite=True")
     if len(fourcc) != 4:
         raise FormatError(f"fourcc must be 4 characters (mp4v, MJPG, FFV1...), got {fourcc!r}")
     cap = cv2.VideoCapture(src if isinstance(src, int) else str(src))

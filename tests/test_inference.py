@@ -97,7 +97,8 @@ def test_entry_points_agree(colorizer, tmp_path, tiny_model_path):
     from filmcolor.plugins.opencv import ColorizeFilter
     from filmcolor.plugins.vapoursynth import FrameSequencer, planar_layout
     from filmcolor.video.formats import choose_matrix
-    from filmcolor.video.pipeline import EncodeOptions, colorize_video
+    from filmcolor.pipeline import colorize_video
+    from filmcolor.video.sink import EncodeOptions
     from filmcolor.video.rgb import layout_444, ycbcr_planes_to_rgb
 
     y = grey_picture()

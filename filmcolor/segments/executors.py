@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Callable, Protocol, Sequence
 
 from ..colorizer import Colorizer, ColorizerOptions
-from ..video.formats import FormatError
-from ..video.pipeline import Progress
+from ..errors import FormatError
+from ..pipeline import Progress
 from .worker import SegmentTask, SegmentWorker, render_segment
 
 EXECUTORS = {

@@ -13,8 +13,9 @@ from typing import Iterator, Sequence
 
 import av
 
-from ..video.formats import FormatError
-from ..video.pipeline import _map_other_streams, container_options, open_input
+from ..errors import FormatError
+from ..video.sink import container_options, map_other_streams
+from ..video.source import open_input
 
 
 def _video_packets(files: Sequence[Path], vout) -> Iterator:
@@ -61,7 +62,7 @@ def join_segments(files: Sequence[Path], src: Path, tmp: Path, dst: Path) -> dic
             template = first.streams.video[0]
             out = av.open(str(tmp), "w", options=container_options(dst, template.time_base))
             vout = out.add_stream_from_template(template)
-        packet_map, transcoders, others, notes = _map_other_streams(source, out, dst)
+        packet_map, transcoders, others, notes = map_other_streams(source, out, dst)
         video = ((_seconds(p), 0, p) for p in _video_packets(files, vout))
         rest = ((_seconds(p), 1, p) for p in source.demux(*others) if p.size and p.dts is not None) if others else iter(())
         for _, kind, packet in heapq.merge(video, rest, key=lambda x: (x[0], x[1])):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..video.formats import FormatError
+from ..errors import FormatError
+from ..fs import atomic_write_bytes
 from .plan import Segment
 
 MANIFEST = "manifest.json"
@@ -25,12 +26,7 @@ FORMAT = "filmcolor-segments/1"
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def source_identity(src: Path) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import av
 
-from ..video.formats import FormatError
-from ..video.pipeline import Span, open_input
+from ..errors import FormatError
+from ..video.source import Span, open_input
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..colorizer import ColorizerOptions
-from ..video.formats import FormatError
+from ..errors import FormatError
 from .worker import SegmentWorker
 
 

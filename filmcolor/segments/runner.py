@@ -17,8 +17,11 @@ from typing import Callable
 from .. import __version__
 from ..colorizer import Colorizer, ColorizerOptions
 from ..models.weights import resolve_weights
-from ..video.formats import FormatError, output_defaults
-from ..video.pipeline import EncodeOptions, Progress, check_paths, temp_path
+from ..errors import FormatError
+from ..video.formats import output_defaults
+from ..fs import check_paths, content_hash, temp_path
+from ..pipeline import Progress
+from ..video.sink import EncodeOptions
 from .executors import create_executor
 from .join import join_segments
 from .manifest import WorkFolder, source_identity
@@ -47,13 +50,14 @@ def job_key(src: Path, dst: Path, options: ColorizerOptions, encode: EncodeOptio
             overlap: int) -> dict:
     """Everything that changes the pixels of a segment; a work folder is reused only for an equal key.
 
-    Engine, device, threads and batch are left out: they change speed, not the picture beyond float
-    rounding, so a job may resume on another machine.
+    The weights count by their bytes (a retrained model of the same architecture has the same size),
+    the engine by its name (int8 moves colours by about one Lab unit). Device, threads and batch are
+    left out: they change speed, not the picture beyond float rounding, so a job may resume elsewhere.
     """
     config, weights = resolve_weights(options.model)
-    look = {k: v for k, v in asdict(options).items() if k not in ("engine", "device", "threads", "batch")}
+    look = {k: v for k, v in asdict(options).items() if k not in ("device", "threads", "batch")}
     return {"source": source_identity(src), "output_suffix": dst.suffix.lower(),
-            "weights": {"file": weights.name, "size": weights.stat().st_size, "config": config.read_text()},
+            "weights": {"file": weights.name, "sha256": content_hash(weights), "config": config.read_text()},
             "colorizer": look, "encode": asdict(encode), "segment_frames": segment_frames, "overlap": overlap,
             "filmcolor": __version__}
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..colorizer import Colorizer, ColorizerOptions
-from ..video.formats import FormatError
-from ..video.pipeline import EncodeOptions, Progress, colorize_video
+from ..errors import FormatError
+from ..pipeline import Progress, colorize_video
+from ..video.sink import EncodeOptions
 from .manifest import WorkFolder
 from .plan import Segment
 

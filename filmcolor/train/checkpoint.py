@@ -7,17 +7,16 @@ param groups go to the JSON side. Writes are atomic (temporary file, then rename
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..fs import atomic_write
+
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, write)  # fsynced before the rename: a power cut leaves the old checkpoint or the new
 
 
 def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],

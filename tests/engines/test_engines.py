@@ -116,12 +116,18 @@ def test_dynamic_height_width(engine):
         assert engine.infer(_L(1, h, w, dev)).shape == (1, 2, h, w)
 
 
-def test_close_is_idempotent(tiny):
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_close_is_idempotent_and_infer_after_close_is_one_clear_error(tiny, name):
+    from filmcolor.engines.base import EngineClosed
+
+    if probe(name, "cpu") is not None:
+        pytest.skip(probe(name, "cpu"))
     model, config = tiny
-    eng = create_engine("onnxruntime", model, config, device="cpu") if probe("onnxruntime", "cpu") is None \
-        else create_engine("torch", model, config, device="cpu")
+    eng = create_engine(name, model, config, device="cpu")
     eng.close()
     eng.close()
+    with pytest.raises(EngineClosed, match=f"the {name} engine is closed"):
+        eng.infer(_L(1, 64, 64, "cpu"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -254,7 +254,7 @@ def test_pipe_batched_engine_latency(colorizer, tiny_model_path):
 
 def test_pipe_errors_in_process(colorizer):
     from filmcolor.plugins.ffmpeg_pipe import PipeSpec, run_pipe
-    from filmcolor.video.formats import FormatError
+    from filmcolor.errors import FormatError
 
     with pytest.raises(FormatError, match="input pixel format 'nv12'"):
         PipeSpec.make(W, H, "nv12")
@@ -339,7 +339,7 @@ def test_pipe_short_final_frame_fails_with_one_line(tmp_path, tiny_model_path):
 def test_pipe_agrees_with_file_pipeline(tmp_path, tiny_model_path):
     """Same clip, same causal smoothing: the pipe (into FFV1) and colorize_video (FFV1) give the same planes."""
     from filmcolor.colorizer import Colorizer
-    from filmcolor.video.pipeline import colorize_video
+    from filmcolor.pipeline import colorize_video
 
     src = make_clip(tmp_path / "in.mp4", frames=N)
     piped = tmp_path / "pipe.mkv"
@@ -387,7 +387,7 @@ def test_graph_prefilter_and_audio(tmp_path, tiny_model_path):
     assert len(planes) == N and planes[0][0].shape == (480, 640)
     assert np.mean([_chroma_spread(cb, cr) for _, cb, cr in planes]) > 5
     assert not list(tmp_path.glob(".*partial*"))
-    from filmcolor.video.formats import FormatError
+    from filmcolor.errors import FormatError
 
     with pytest.raises(FormatError, match="No such filter"):
         colorize_graph(src, tmp_path / "bad.mp4", pre_filters="nosuchfilter", model=str(tiny_model_path), engine="torch")

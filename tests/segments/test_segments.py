@@ -14,8 +14,8 @@ import pytest
 from filmcolor.colorizer import Colorizer, ColorizerOptions
 from filmcolor.segments import colorize_segmented
 from filmcolor.segments.plan import FrameIndex, index_frames, plan_segments
-from filmcolor.video.formats import FormatError
-from filmcolor.video.pipeline import colorize_video
+from filmcolor.errors import FormatError
+from filmcolor.pipeline import colorize_video
 
 from conftest import make_clip
 
@@ -165,14 +165,14 @@ def test_next_dts_lifts_a_seam_dts_but_never_past_pts():
         next_dts(5, 3, 5)
 
 
-def test_span_at_first_frame_does_not_seek_and_late_seek_is_an_error():
+def test_span_at_first_frame_does_not_seek():  # a late seek being an error: the next test
     idx = FrameIndex((1000, 1010, 1020, 1030), (0, 2), Fraction(1, 100), Fraction(10))
     s0, s1 = plan_segments(idx, segment_frames=2, overlap=1, suffix=".mkv")
     assert not s0.span.seek and s1.span.seek  # an MPEG-TS-like start (pts 1000) is decoded from the top
 
 
 def test_reader_refuses_a_seek_that_lands_after_the_segment(film, options, tmp_path):
-    from filmcolor.video.pipeline import Span
+    from filmcolor.video.source import Span
     c = Colorizer(options)
     # ask for a segment starting between keyframes 10 and 20 but claim it is exact: pts 15 frames in
     with av.open(str(film)) as f:
@@ -216,3 +216,24 @@ def test_worker_process_start_failure_is_reported(film, tmp_path):
     (tmp_path / "w").mkdir()
     with pytest.raises(FormatError, match="worker process could not start"):
         ProcessExecutor(bad, workers=1).run([SegmentTask(str(film), str(tmp_path / "w"), seg, None)], lambda s: None)
+
+
+def test_resume_key_sees_retrained_weights_of_the_same_size_and_the_engine(film, tiny_model_path, tmp_path):
+    """A retrained model of the same architecture has the same byte size: its key (so its work) is new."""
+    import shutil
+
+    from filmcolor.segments.runner import job_key
+    from filmcolor.video.sink import EncodeOptions
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
+    key = lambda **kw: job_key(film, tmp_path / "o.mkv", ColorizerOptions(model=str(model), **kw),  # noqa: E731
+                               EncodeOptions(), 10, 2)
+    before = key(engine="torch")
+    assert key(engine="torch") == before
+    data = bytearray(model.read_bytes())
+    data[-64:] = bytes(b ^ 0x01 for b in data[-64:])  # "retrained": the last weights' low bits, same size
+    model.write_bytes(bytes(data))
+    assert key(engine="torch") != before
+    assert key(engine="torch") != key(engine="onnxruntime-int8")
