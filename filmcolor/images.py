@@ -48,7 +48,11 @@ def colorize_image_file(colorizer: Colorizer, src: str | Path, dst: str | Path, 
         raise FormatError("output is the same file as the input; choose another output path")
     if not dst.parent.exists():
         raise FormatError(f"output folder {str(dst.parent)!r} does not exist")
-    raw = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS (a decompression bomb)
+        raise FormatError(f"{str(src)!r} cannot be decoded by OpenCV (a header over its pixel limit?): "
+                          f"{str(exc).strip().splitlines()[-1]}") from None
     if raw is None:
         raise FormatError(f"{str(src)!r} is not an image OpenCV can read")
     if raw.ndim == 3:
@@ -56,8 +60,13 @@ def colorize_image_file(colorizer: Colorizer, src: str | Path, dst: str | Path, 
     out = colorize_array(colorizer, raw)
     tmp = dst.with_name(f".{dst.stem}.filmcolor-partial-{os.getpid()}{dst.suffix}")
     try:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
+        ok, data = cv2.imencode(dst.suffix.lower(), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+        if not ok:
             raise FormatError(f"cannot write {dst.suffix!r} images")
+        with open(tmp, "wb") as f:  # OSError (disk full, permission) reaches the CLI as itself: exit 1
+            f.write(data.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)

@@ -106,7 +106,7 @@ def test_kill_9_at_random_points_then_resume_equals_uninterrupted(film, tiny_mod
     dst = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.filmcolor-work"
     cmd = [sys.executable, "-m", "filmcolor.cli", "colorize", str(film), str(dst), "-m", str(tiny_model_path),
-           "--engine", "torch", "--segments", "--segment-seconds", str(SEG), "-q"]
+           "--engine", "torch", "--segments", "--segment-seconds", str(SEG), "--quiet"]
     rng = np.random.default_rng(0)
     for kills in range(2):
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)

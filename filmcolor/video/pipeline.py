@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from ..colorizer import Colorizer
+from ..errors import EnvironmentFailure
 from .formats import FormatError, choose_matrix, grey_bits, output_defaults, parse_planar
 from .planes import new_yuv_frame, plane_view
 
@@ -76,7 +77,7 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     if not dst.parent.exists():
         raise FormatError(f"output folder {str(dst.parent)!r} does not exist")
     if not os.access(dst.parent, os.W_OK):
-        raise FormatError(f"output folder {str(dst.parent)!r} is not writable")
+        raise EnvironmentFailure(f"output folder {str(dst.parent)!r} is not writable; nothing was written")
     if dst.exists() and not overwrite:
         raise FormatError(f"output {str(dst)!r} exists; pass --overwrite to replace it")
 
@@ -286,6 +287,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
             if encode.preset:
                 opts["preset"] = encode.preset
             opts.update(encode.options)
+            keep_field_order(cc, vout, opts)
             vout.options = opts
             vout.codec_context.color_range = 2 if full_range else 1
             vout.codec_context.colorspace = {"bt709": 1, "bt601": 6, "bt2020nc": 9}[matrix.name]
@@ -361,6 +363,8 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
                 _put(q_out, _END, writer, final=True)
                 writer.join()
                 reader.join(timeout=5)
+            if isinstance(writer.error, OSError) and writer.error.errno is not None:
+                raise writer.error  # disk full, permission: the CLI reports the machine's error (exit 1)
             if writer.error is not None:
                 raise FormatError(f"encoding failed: {writer.error}")
             if error:
@@ -382,6 +386,15 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
             "fps": round(frames_in / max(elapsed, 1e-9), 2), "width": width, "height": height,
             "pix_fmt": out_fmt, "codec": defaults.codec, "matrix": matrix.name, "full_range": full_range,
             "bad_packets": reader.bad_packets, "warnings": warnings_, "engine": colorizer.describe()}
+
+
+def keep_field_order(src_cc, vout, opts: dict) -> None:
+    """Interlaced sources stay interlaced (never deinterlaced): the field order tag (top/bottom first) is
+    copied, and the encoder codes fields (``flags +ildct+ilme``) so H.264/ProRes carry the order too."""
+    order = int(src_cc.field_order or 0)  # AVFieldOrder: 0 unknown, 1 progressive, 2.. interlaced
+    if order > 1:
+        vout.codec_context.field_order = order
+        opts.setdefault("flags", "+ildct+ilme")
 
 
 def _same_planes(src_fmt: str, out_fmt: str) -> bool:
