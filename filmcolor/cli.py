@@ -9,63 +9,25 @@ interrupted); programming errors keep their traceback.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
+from .cli_base import AppGroup, AppTyper, flag, run_app, write_atomic
 from .cli_checks import (check_output_not_folder, check_picture_output, check_preset, check_render_size,
                          check_start_inside, check_times)
-from .errors import FilmcolorError, UsageError
+from .errors import UsageError
 
 
 
-class _Conventions:
-    """Help as command-line tools write it: ``INPUT OUTPUT`` in usage lines (Typer 0.29 writes
-    ``{INPUT} {OUTPUT}``), and ``--help`` shown as the flag it is (no ``<bool>`` placeholder)."""
-
-    def collect_usage_pieces(self, ctx) -> list[str]:
-        pieces = super().collect_usage_pieces(ctx)  # type: ignore[misc]
-        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
-
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class _Command(_Conventions, TyperCommand):
-    pass
-
-
-class _Group(_Conventions, TyperGroup):
-    pass
-
-
-class _Typer(typer.Typer):
-    """Every command of this app uses :class:`_Command`."""
-
-    def command(self, *args, **kwargs):
-        kwargs.setdefault("cls", _Command)
-        return super().command(*args, **kwargs)
-
-
-app = _Typer(cls=_Group, add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+app = AppTyper(cls=AppGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
              help="Colorize black-and-white film and video. The source's luminance is kept bit for bit; "
                   "only colour is made.")
-
-
-def _flag(*names: str, help: str) -> Any:
-    """A plain on/off flag (shown without a value placeholder in --help)."""
-    return typer.Option(False, *names, metavar="", help=help)
 
 
 ModelOpt = typer.Option("default", "--model", "-m", metavar="NAME|PATH",
@@ -78,7 +40,7 @@ RenderOpt = typer.Option(None, "--render-size", min=32, metavar="N",
                               "model's (256). Larger: finer colour, slower.")
 SaturationOpt = typer.Option(1.0, "--saturation", min=0.0, metavar="X",
                              help="Multiply the predicted colour (1 = as the model made it, 0 = grey).")
-OverwriteOpt = _flag("--overwrite", "-y", help="Replace an existing output file.")
+OverwriteOpt = flag("--overwrite", "-y", help="Replace an existing output file.")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Also write the summary/figures as JSON to this path.")
 
 
@@ -167,14 +129,14 @@ def colorize(
     start: Optional[float] = typer.Option(None, min=0.0, metavar="SECONDS", help="Start time in seconds (must lie inside the clip)."),
     end: Optional[float] = typer.Option(None, min=0.0, metavar="SECONDS", help="End time in seconds."),
     overwrite: bool = OverwriteOpt,
-    quiet: bool = _flag("--quiet", help="No progress bar or summary."),
+    quiet: bool = flag("--quiet", help="No progress bar or summary."),
     json_path: Optional[Path] = JsonOpt,
-    segments: bool = _flag("--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
+    segments: bool = flag("--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
     segment_seconds: float = typer.Option(60.0, min=0.01, metavar="SECONDS", help="With --segments: target segment length (cut at the next keyframe)."),
     workers: Optional[int] = typer.Option(None, min=1, metavar="N", help="With --segments: worker processes sharing the segments (implies --segments); with --ray: Ray actors (default: one per GPU, else per CPU of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
     work_dir: Optional[Path] = typer.Option(None, metavar="PATH", help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
-    keep_work: bool = _flag("--keep-work", help="With --segments: keep the segment files after joining."),
+    keep_work: bool = flag("--keep-work", help="With --segments: keep the segment files after joining."),
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
     check_render_size(render_size)
@@ -264,19 +226,6 @@ def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: flo
         err.print(f"wrote {res['output']}: {res['frames']} frame(s) in {res['segments']} segment(s) "
                   f"({res['segments_reused']} reused), {res['executor']}")
     _write_json(json_path, res)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path``, fsync, rename: never a half-written file."""
-    tmp = path.with_name(f".{path.stem}.filmcolor-partial-{os.getpid()}{path.suffix}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _preview_frame(input: Path, time: float):
@@ -461,7 +410,7 @@ def train(
     val_every: int = typer.Option(1000, min=1, metavar="N", help="Validate (and export) every this many steps."),
     device: str = typer.Option("cpu", metavar="cpu|cuda", help="Where to train."),
     seed: int = typer.Option(0, metavar="N", help="Random seed (data order, initial weights)."),
-    quiet: bool = _flag("--quiet", help="No progress lines on stderr."),
+    quiet: bool = flag("--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
     from .train import TrainConfig
@@ -528,7 +477,7 @@ def bench(
     render_sizes: str = typer.Option("192,256,320", metavar="LIST", help="Render sizes for the model-only timing."),
     smoothing: str = typer.Option("window", metavar="MODE", help="Temporal smoothing for the end-to-end runs: window, stream, off."),
     preset: str = typer.Option("veryfast", metavar="NAME", help="x264 preset for both sides."),
-    skip_model: bool = _flag("--skip-model", help="Skip the model-only timing."),
+    skip_model: bool = flag("--skip-model", help="Skip the model-only timing."),
     model_frames: int = typer.Option(20, min=1, metavar="N", help="Timed calls per engine and render size (interleaved)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -564,7 +513,7 @@ def bench(
 def export(
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Path of the .onnx file to write."),
     model: str = ModelOpt, opset: int = typer.Option(17, min=14, metavar="N", help="ONNX opset."),
-    fp16: bool = _flag("--fp16", help="Compute in half precision (float32 input/output)."),
+    fp16: bool = flag("--fp16", help="Compute in half precision (float32 input/output)."),
     overwrite: bool = OverwriteOpt,
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -608,94 +557,6 @@ def _register_pipe() -> None:
 
 
 _register_pipe()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Errors: one line on stderr, a documented exit code
-
-
-# OSErrors that are the machine's or the user's, not the program's: errno -> (exit code, what to say)
-OS_ERRORS: dict[int, tuple[int, str]] = {
-    errno.ENOSPC: (1, "no space left on the device"),
-    errno.EDQUOT: (1, "disk quota exceeded"),
-    errno.EFBIG: (1, "file too large for this file system"),
-    errno.EACCES: (1, "permission denied"),
-    errno.EPERM: (1, "operation not permitted"),
-    errno.EROFS: (1, "read-only file system"),
-    errno.EIO: (1, "input/output error"),
-    errno.ENOENT: (2, "no such file or folder"),
-    errno.ENOTDIR: (2, "not a folder"),
-    errno.EISDIR: (2, "is a folder"),
-}
-
-
-def _click_exceptions():
-    """The exception classes the installed typer raises: its bundled copy of click (typer >= 0.22) or click."""
-    try:
-        from typer import _click  # type: ignore[attr-defined]
-
-        return _click.exceptions
-    except ImportError:  # older typer: click is a dependency
-        import click
-
-        return click.exceptions
-
-
-def os_error_message(exc: OSError) -> tuple[int, str] | None:
-    """(exit code, one line) for an OSError users can act on, else None (a programming error: traceback)."""
-    if isinstance(exc, FileNotFoundError) and exc.errno is None and exc.args:
-        return 2, str(exc)  # raised with a message of ours (no model 'x': ...)
-    if exc.errno not in OS_ERRORS:
-        return None
-    code, what = OS_ERRORS[exc.errno]
-    where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-    return code, f"{what}{where}" + ("; nothing was written" if code == 1 else "")
-
-
-def _usage_line(exc) -> str:
-    """A click usage error as one line, with the command whose --help explains it."""
-    msg = " ".join(exc.format_message().split())
-    ctx = getattr(exc, "ctx", None)
-    return f"{msg} (see '{ctx.command_path} --help')" if ctx is not None else msg
-
-
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-
-
-def run_app(application: Callable, argv: Optional[Sequence[str]] = None, prog_name: str = "filmcolor") -> int:
-    """Run a Typer app, turning user errors into one line on stderr; returns the exit code."""
-    ce = _click_exceptions()
-    try:
-        rc = application(args=list(argv) if argv is not None else None, prog_name=prog_name, standalone_mode=False)
-    except ce.UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: Typer has printed the help already
-            if exc.format_message().strip():
-                print(exc.format_message(), file=sys.stderr)
-        else:
-            _error(_usage_line(exc))
-        return exc.exit_code
-    except ce.ClickException as exc:
-        _error(" ".join(exc.format_message().split()))
-        return exc.exit_code
-    except (typer.Abort, getattr(ce, "Abort", typer.Abort)):  # click's own Abort, where typer still uses it
-        _error("aborted")
-        return 1
-    except FilmcolorError as exc:
-        _error(str(exc))
-        return exc.exit_code
-    except OSError as exc:
-        known = os_error_message(exc)
-        if known is None:
-            raise
-        _error(known[1])
-        return known[0]
-    except KeyboardInterrupt:
-        rc = 130
-    if rc == 130:  # Typer returns 130 for a Ctrl-C inside a command
-        print("interrupted: no partial output was left behind (finished --segments are kept for resuming)",
-              file=sys.stderr, flush=True)
-    return rc if isinstance(rc, int) else 0
 
 
 def _on_sigterm(signum, frame) -> None:

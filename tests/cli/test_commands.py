@@ -100,6 +100,7 @@ def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path)
     assert bad.returncode == 2 and "--reference" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_bench_reports_engines_side_by_side_and_the_ffmpeg_ceiling(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=(128, 96))
     r = run("bench", "--clip", src, "-m", tiny_model_path, "--sizes", "480p", "--seconds", "0.2",
