@@ -88,12 +88,12 @@ def _check_smoothing(smoothing: str) -> None:
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     """Pairs (input, output): one file, or every still/video of a folder into an output folder."""
-    from .train.data import IMAGE_SUFFIXES
+    from .video.formats import STILL_SUFFIXES
 
     if not src.is_dir():
         return [(src, dst)]
     videos = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".webm", ".mxf"}
-    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | videos | {".dpx"})
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in STILL_SUFFIXES | videos)
     if not files:
         raise UsageError(f"folder {str(src)!r} has no images or videos")
     if dst.exists() and not dst.is_dir():
@@ -146,16 +146,19 @@ def colorize(
     check_start_inside(input, start)
     _check_encode(input, output, codec, preset)
 
-    from .video.pipeline import EncodeOptions, check_paths
+    from .paths import check_paths
 
-    enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    encode = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
     if segments or (workers or 1) > 1 or ray or work_dir:
         return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
-                                   enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
+                                   encode, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
                                    start, end)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
+    from .video.pipeline import EncodeOptions
+
+    enc = EncodeOptions(**encode)
     c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
     try:
         results = _run_jobs(jobs, c, overwrite, enc, start, end, quiet)
@@ -189,18 +192,20 @@ def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool) -> list[di
     return results
 
 
-def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: Optional[int], ray: Optional[str],
+def _colorize_segmented(src: Path, dst: Path, options, encode: dict, segment_seconds: float, workers: Optional[int], ray: Optional[str],
                         work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
                         start: Optional[float], end: Optional[float]) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .colorizer import Colorizer
     from .segments import colorize_segmented
+    from .video.pipeline import EncodeOptions
 
     if src.is_dir() or "%" in src.name:
         raise UsageError("--segments/--workers/--ray take one video file, not a folder or image sequence")
     if start is not None or end is not None:
         raise UsageError("--start/--end cannot be combined with --segments; cut the clip first")
+    enc = EncodeOptions(**encode)
     err = _console()
     executor = "ray" if ray else ("processes" if (workers or 1) > 1 else "inline")
     colorizer = Colorizer(options) if executor == "inline" else None

@@ -81,10 +81,15 @@ def test_usage_errors(clip, args, needles):
 
 
 def test_usage_errors_import_no_heavy_library(clip):
-    """--help and parser errors answer without importing torch, OpenCV or ONNX Runtime (they cost seconds)."""
+    """--help, parser errors and the checks made before work starts answer without importing torch, OpenCV or
+    ONNX Runtime (they cost seconds)."""
     for argv in (["--help"], ["colorize", "--help"], ["pipe", "--help"], ["colorize"], ["pipe"],
                  ["colorize", str(clip), str(clip.parent / "o.mp4"), "--crf", "abc"],
-                 ["colorize", str(clip), str(clip.parent / "o.mp4"), "--render-size", "100"]):
+                 ["colorize", str(clip), str(clip.parent / "o.mp4"), "--render-size", "100"],
+                 ["colorize", str(clip.parent / "missing.mp4"), str(clip.parent / "o.mp4")],
+                 ["colorize", str(clip), str(clip.parent / "o.mp4"), "--start", "30"],
+                 ["colorize", str(clip), str(clip.parent / "o.mp4"), "--preset", "turbo"],
+                 ["colorize", str(clip), str(clip.parent / "no" / "o.mp4")]):
         r = run_cli(*argv, env={"PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "200"})
         imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
         assert imported, r.stderr[-500:]

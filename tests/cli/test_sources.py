@@ -27,7 +27,8 @@ def _probe(path: Path, entries: str) -> str:
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
+@pytest.mark.parametrize("ext", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow),
+                                 pytest.param(".mov", marks=pytest.mark.slow)])
 def test_interlaced_source_keeps_its_field_order(tmp_path, tiny_model_path, ext):
     src = tmp_path / "tff.mpg"
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=128x96:rate=25", "-t", "0.4", "-vf", "format=gray,format=yuv420p,setfield=tff",
