@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from filmcolor.errors import EnvironmentFailure
 from filmcolor.models import ModelConfig
 
 
@@ -25,8 +26,10 @@ class Capabilities:
     preferred_batch: int      # frames per infer() call that pay off
 
 
-class EngineUnavailable(RuntimeError):
-    """The engine cannot run here (missing package, no GPU, ...); the message says why and how to fix it."""
+class EngineUnavailable(EnvironmentFailure, RuntimeError):
+    """The engine cannot run here (missing package, no GPU, ...); the message says why and how to fix it.
+
+    The CLI prints it as one line and exits 1 (the machine, not the arguments)."""
 
 
 class EngineClosed(RuntimeError):
@@ -84,3 +87,13 @@ class Engine(ABC):
 
 def cuda_available() -> bool:
     return torch.cuda.is_available()
+
+
+def no_cuda_reason() -> str | None:
+    """None when PyTorch sees a CUDA device; else why not, true to this build of torch (CPU or CUDA)."""
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"this PyTorch ({torch.__version__}) is a CPU build: install a CUDA build of torch to use an NVIDIA GPU"
+    return (f"this PyTorch is a CUDA {torch.version.cuda} build, but it sees no NVIDIA GPU here "
+            f"(no device, or no driver)")

@@ -21,7 +21,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 from .export import DEFAULT_OPSET, ONNX_GUIDANCE, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
 
@@ -158,7 +158,7 @@ class OnnxRuntimeEngine(Engine):
                 return ("this onnxruntime has no CUDAExecutionProvider (CPU build): "
                         "pip install 'filmcolor[onnx-gpu]' (onnxruntime-gpu) for CUDA")
             if not torch.cuda.is_available():
-                return "PyTorch sees no CUDA device (CPU build of torch, or no NVIDIA GPU/driver)"
+                return no_cuda_reason()
         elif device != "cpu":
             return f"unsupported device {device!r} (cpu or cuda)"
         return None

@@ -28,7 +28,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 from .export import ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, FileLock, atomic_write_bytes, cache_root, engine_cache_key,
                         engine_path, file_sha256, profile_shapes, shape_in_profile, timing_cache_path)
@@ -172,7 +172,7 @@ class TensorRTEngine(Engine):
         except EngineUnavailable as exc:
             return str(exc)
         if not torch.cuda.is_available():
-            return "PyTorch sees no CUDA device (CPU build of torch, or no NVIDIA GPU/driver)"
+            return no_cuda_reason()
         return None
 
     # -- build / load ------------------------------------------------------------------------------------------

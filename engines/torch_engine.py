@@ -7,7 +7,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineClosed, EngineUnavailable
+from .base import Capabilities, Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 
 
 class TorchEngine(Engine):
@@ -31,7 +31,7 @@ class TorchEngine(Engine):
     @classmethod
     def probe(cls, device: str) -> str | None:
         if device.startswith("cuda") and not torch.cuda.is_available():
-            return "PyTorch sees no CUDA device (CPU build of torch, or no NVIDIA GPU/driver)"
+            return no_cuda_reason()
         return None
 
     @property

@@ -41,7 +41,7 @@ def filmcolor_run(clip: Path, args: list[str]) -> dict:
                 "try:\n main()\nexcept SystemExit:\n pass\n"
                 "print(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
         out = Path(tmp) / "o.mp4"
-        r = subprocess.run([sys.executable, "-c", code, str(clip), str(out), "-q", "--json", str(Path(tmp) / "s.json"),
+        r = subprocess.run([sys.executable, "-c", code, str(clip), str(out), "--quiet", "--json", str(Path(tmp) / "s.json"),
                             *args], capture_output=True, text=True, check=True)
         summary = json.loads((Path(tmp) / "s.json").read_text())
         summary.update(json.loads(r.stdout.strip().splitlines()[-1]))

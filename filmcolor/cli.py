@@ -1,4 +1,11 @@
-"""The ``filmcolor`` command line (Typer)."""
+"""The ``filmcolor`` command line (Typer).
+
+Importing this module is cheap (typer, rich, numpy): torch, OpenCV, PyAV and ONNX Runtime are imported
+inside the commands that use them, so ``--help``, ``--version`` and usage errors answer at once.
+:func:`main` turns every user error into one line ``error: ...`` on stderr and a documented exit code
+(0 done, 1 the machine failed: disk full, folder not writable, missing package; 2 usage; 130
+interrupted); programming errors keep their traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,53 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  help="Colorize black-and-white film and video. The source's luminance is kept bit for bit; only colour is made.")
-err = Console(stderr=True)
-out = Console()
+from . import __version__
+from .cli_base import AppGroup, AppTyper, flag, run_app, write_atomic
+from .cli_checks import (check_output_not_folder, check_picture_output, check_preset, check_render_size,
+                         check_start_inside, check_times)
+from .errors import UsageError
 
-ModelOpt = typer.Option("default", "--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
-EngineOpt = typer.Option("auto", "--engine", "-e", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
-DeviceOpt = typer.Option(None, "--device", help="cpu or cuda (default: the engine's choice).")
-RenderOpt = typer.Option(None, "--render-size", "-r", min=32, help="Short side the model sees (multiple of 32). Default: the model's (256). Larger: finer colour, slower.")
-JsonOpt = typer.Option(None, "--json", help="Also write the summary/figures as JSON to this path.")
+
+
+app = AppTyper(cls=AppGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+             help="Colorize black-and-white film and video. The source's luminance is kept bit for bit; "
+                  "only colour is made.")
+
+
+ModelOpt = typer.Option("default", "--model", "-m", metavar="NAME|PATH",
+                        help="Packaged model name or path to a .safetensors file (with its .json).")
+EngineOpt = typer.Option("auto", "--engine", "-e", metavar="NAME",
+                         help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
+DeviceOpt = typer.Option(None, "--device", metavar="cpu|cuda", help="Where the model runs (default: the engine's choice).")
+RenderOpt = typer.Option(None, "--render-size", min=32, metavar="N",
+                         help="Short side the model sees, a multiple of 32 (others are refused). Default: the "
+                              "model's (256). Larger: finer colour, slower.")
+SaturationOpt = typer.Option(1.0, "--saturation", min=0.0, metavar="X",
+                             help="Multiply the predicted colour (1 = as the model made it, 0 = grey).")
+OverwriteOpt = flag("--overwrite", "-y", help="Replace an existing output file.")
+JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Also write the summary/figures as JSON to this path.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"filmcolor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", metavar="", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Colorize black-and-white film and video. The source's luminance is kept bit for bit; only colour is made."""
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
 
 
 def _write_json(path: Optional[Path], data) -> None:
@@ -44,62 +81,98 @@ def _colorizer(*args, **kw):
     return Colorizer(_options(*args, **kw))
 
 
+def _check_smoothing(smoothing: str) -> None:
+    if smoothing not in ("window", "stream", "off"):
+        raise UsageError(f"--smoothing must be window, stream or off, got {smoothing!r}")
+
+
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     """Pairs (input, output): one file, or every still/video of a folder into an output folder."""
-    from .train.data import IMAGE_SUFFIXES
-    from .video.formats import FormatError
+    from .video.formats import STILL_SUFFIXES
 
     if not src.is_dir():
         return [(src, dst)]
     videos = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".webm", ".mxf"}
-    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | videos | {".dpx"})
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in STILL_SUFFIXES | videos)
     if not files:
-        raise FormatError(f"folder {str(src)!r} has no images or videos")
+        raise UsageError(f"folder {str(src)!r} has no images or videos")
     if dst.exists() and not dst.is_dir():
-        raise FormatError(f"input is a folder, so the output {str(dst)!r} must be a folder too")
+        raise UsageError(f"input is a folder, so the output {str(dst)!r} must be a folder too")
     dst.mkdir(parents=True, exist_ok=True)
     return [(f, dst / f.name) for f in files]
 
 
+def _check_encode(src: Path, dst: Path, codec: Optional[str], preset: Optional[str]) -> None:
+    """Output format and encoder preset, checked before the model loads (videos only; stills keep their format)."""
+    from .video.formats import STILL_SUFFIXES, output_defaults
+
+    if src.is_dir() or (src.suffix.lower() in STILL_SUFFIXES and dst.suffix.lower() in STILL_SUFFIXES):
+        return
+    check_preset(output_defaults(dst, codec).codec, preset)
+
+
 @app.command()
 def colorize(
-    input: Path = typer.Argument(..., help="Video file, image, image sequence pattern (scan_%06d.png) or folder."),
-    output: Path = typer.Argument(..., help="Output file (format from extension: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1) or folder."),
+    input: Path = typer.Argument(..., metavar="INPUT",
+                                 help="Video file, image, image sequence pattern (scan_%06d.png) or folder."),
+    output: Path = typer.Argument(..., metavar="OUTPUT",
+                                  help="Output file (format from its extension: .mp4 H.264, .mov ProRes 422 HQ, "
+                                       ".mkv FFV1, or a picture for a still), or a folder when INPUT is a folder."),
     model: str = ModelOpt, engine: str = EngineOpt, device: Optional[str] = DeviceOpt, render_size: Optional[int] = RenderOpt,
-    saturation: float = typer.Option(1.0, min=0.0, help="Multiply the predicted colour (1 = as the model made it)."),
-    smoothing: str = typer.Option("window", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
-    strength: float = typer.Option(0.7, min=0.0, max=1.0, help="Temporal smoothing strength."),
-    codec: Optional[str] = typer.Option(None, help="Video encoder (default by extension)."),
-    crf: Optional[int] = typer.Option(None, help="Quality for x264/x265/VP9 (default 18 for .mp4)."),
-    preset: Optional[str] = typer.Option(None, help="Encoder preset (x264: ultrafast..veryslow)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Output pixel format (default: the source's layout and depth)."),
-    start: Optional[float] = typer.Option(None, min=0.0, help="Start time in seconds."),
-    end: Optional[float] = typer.Option(None, min=0.0, help="End time in seconds."),
-    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    saturation: float = SaturationOpt,
+    smoothing: str = typer.Option("window", metavar="MODE", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
+    strength: float = typer.Option(0.7, min=0.0, max=1.0, metavar="X", help="Temporal smoothing strength."),
+    codec: Optional[str] = typer.Option(None, metavar="NAME", help="Video encoder, e.g. libx265 (default by extension)."),
+    crf: Optional[int] = typer.Option(None, min=0, metavar="N", help="Quality for x264/x265/VP9 (default 18 for .mp4; lower is better)."),
+    preset: Optional[str] = typer.Option(None, metavar="NAME", help="Encoder preset (x264/x265: ultrafast..veryslow), checked before work starts."),
+    pix_fmt: Optional[str] = typer.Option(None, metavar="FMT", help="Output pixel format (default: the source's layout and depth)."),
+    start: Optional[float] = typer.Option(None, min=0.0, metavar="SECONDS", help="Start time in seconds (must lie inside the clip)."),
+    end: Optional[float] = typer.Option(None, min=0.0, metavar="SECONDS", help="End time in seconds."),
+    overwrite: bool = OverwriteOpt,
+    quiet: bool = flag("--quiet", help="No progress bar or summary."),
     json_path: Optional[Path] = JsonOpt,
-    segments: bool = typer.Option(False, "--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
-    segment_seconds: float = typer.Option(60.0, min=0.01, help="With --segments: target segment length (cut at the next keyframe)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="With --segments: worker processes sharing the segments (implies --segments); with --ray: Ray actors (default: one per GPU, else per CPU of the cluster)."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
-    work_dir: Optional[Path] = typer.Option(None, help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
-    keep_work: bool = typer.Option(False, "--keep-work", help="With --segments: keep the segment files after joining."),
+    segments: bool = flag("--segments", help="Long films: work in resumable segments (re-run the same command after a crash to resume)."),
+    segment_seconds: float = typer.Option(60.0, min=0.01, metavar="SECONDS", help="With --segments: target segment length (cut at the next keyframe)."),
+    workers: Optional[int] = typer.Option(None, min=1, metavar="N", help="With --segments: worker processes sharing the segments (implies --segments); with --ray: Ray actors (default: one per GPU, else per CPU of the cluster)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
+    work_dir: Optional[Path] = typer.Option(None, metavar="PATH", help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
+    keep_work: bool = flag("--keep-work", help="With --segments: keep the segment files after joining."),
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    check_render_size(render_size)
+    check_times(start, end)
+    _check_smoothing(smoothing)
+    check_output_not_folder(input, output)
+    check_start_inside(input, start)
+    _check_encode(input, output, codec, preset)
 
-    from .api import colorize as run
-    from .video.pipeline import EncodeOptions, check_paths
+    from .fs import check_paths
 
-    enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    encode = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
     if segments or (workers or 1) > 1 or ray or work_dir:
         return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
-                                   enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
+                                   encode, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
                                    start, end)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
+    from .video.pipeline import EncodeOptions
+
+    enc = EncodeOptions(**encode)
     c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
+    try:
+        results = _run_jobs(jobs, c, overwrite, enc, start, end, quiet)
+    finally:
+        c.close()
+    _write_json(json_path, results[0] if len(results) == 1 else results)
+
+
+def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool) -> list[dict]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .api import colorize as run
+
+    err = _console()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:
@@ -113,26 +186,27 @@ def colorize(
             for w in res.get("warnings", []):
                 err.print(f"[yellow]warning:[/] {w}")
             results.append(res)
-    c.close()
     if not quiet:
         for r in results:
             err.print(f"wrote {r['output']}: {r['frames']} frame(s)" + (f", {r['fps']} fps" if "fps" in r else ""))
-    _write_json(json_path, results[0] if len(results) == 1 else results)
+    return results
 
 
-def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: Optional[int], ray: Optional[str],
+def _colorize_segmented(src: Path, dst: Path, options, encode: dict, segment_seconds: float, workers: Optional[int], ray: Optional[str],
                         work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
                         start: Optional[float], end: Optional[float]) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .colorizer import Colorizer
     from .segments import colorize_segmented
-    from .video.formats import FormatError
+    from .video.pipeline import EncodeOptions
 
     if src.is_dir() or "%" in src.name:
-        raise FormatError("--segments/--workers/--ray take one video file, not a folder or image sequence")
+        raise UsageError("--segments/--workers/--ray take one video file, not a folder or image sequence")
     if start is not None or end is not None:
-        raise FormatError("--start/--end cannot be combined with --segments; cut the clip first")
+        raise UsageError("--start/--end cannot be combined with --segments; cut the clip first")
+    enc = EncodeOptions(**encode)
+    err = _console()
     executor = "ray" if ray else ("processes" if (workers or 1) > 1 else "inline")
     colorizer = Colorizer(options) if executor == "inline" else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[segs]} segments"),
@@ -159,50 +233,76 @@ def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: flo
     _write_json(json_path, res)
 
 
+def _preview_frame(input: Path, time: float):
+    """RGB uint8 ``[H,W,3]`` of a still, or of the first video frame at or after ``time`` seconds."""
+    import cv2
+
+    from .video.formats import STILL_SUFFIXES
+    from .video.pipeline import open_input
+
+    if input.suffix.lower() in STILL_SUFFIXES:
+        try:
+            img = cv2.imread(str(input), cv2.IMREAD_COLOR)
+        except cv2.error as exc:
+            raise UsageError(f"{str(input)!r} cannot be decoded by OpenCV (a header over its pixel limit?): "
+                             f"{str(exc).strip().splitlines()[-1]}") from None
+        if img is not None:
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    container = open_input(input)
+    try:
+        vs = container.streams.video[0]
+        if time:
+            container.seek(int(time / vs.time_base), stream=vs)
+        return next((f.to_ndarray(format="rgb24") for f in container.decode(vs)
+                     if f.time is None or f.time >= time - 1e-6), None)
+    finally:
+        container.close()
+
+
 @app.command()
 def preview(
-    input: Path = typer.Argument(..., help="Video or image."),
-    output: Path = typer.Argument(..., help="PNG/JPEG picture: before | after."),
-    time: float = typer.Option(0.0, "--time", "-t", min=0.0, help="Seconds into the video."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Video or image."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Picture to write (.png, .jpg, .tif, ...): before | after."),
+    time: float = typer.Option(0.0, "--time", min=0.0, metavar="SECONDS", help="Seconds into the video (must lie inside the clip)."),
     model: str = ModelOpt, engine: str = EngineOpt, device: Optional[str] = DeviceOpt, render_size: Optional[int] = RenderOpt,
-    saturation: float = typer.Option(1.0, min=0.0), overwrite: bool = typer.Option(False, "--overwrite", "-y"),
+    saturation: float = SaturationOpt, overwrite: bool = OverwriteOpt,
 ) -> None:
     """Colorize one frame and write a before/after picture."""
+    check_render_size(render_size)
+    check_picture_output(output)
+    if not input.exists():
+        raise UsageError(f"input {str(input)!r} does not exist")
+    if output.is_dir():
+        raise UsageError(f"output {str(output)!r} is a folder: name the picture file")
+    if output.exists() and not overwrite:
+        raise UsageError(f"output {str(output)!r} exists; pass --overwrite to replace it")
+    check_start_inside(input, time)
     import cv2
     import numpy as np
 
     from .images import colorize_array
-    from .video.formats import FormatError
-    from .video.pipeline import open_input
 
-    if output.exists() and not overwrite:
-        raise FormatError(f"output {str(output)!r} exists; pass --overwrite to replace it")
-    img = cv2.imread(str(input), cv2.IMREAD_COLOR) if input.exists() else None
-    if img is not None:
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    else:
-        if not input.exists():
-            raise FormatError(f"input {str(input)!r} does not exist")
-        container = open_input(input)
-        vs = container.streams.video[0]
-        if time:
-            container.seek(int(time / vs.time_base), stream=vs)
-        rgb = next((f.to_ndarray(format="rgb24") for f in container.decode(vs)
-                    if f.time is None or f.time >= time - 1e-6), None)
-        container.close()
-        if rgb is None:
-            raise FormatError(f"{str(input)!r} has no frame at {time}s")
+    rgb = _preview_frame(input, time)
+    if rgb is None:
+        raise UsageError(f"{str(input)!r} has no frame at {time}s")
     c = _colorizer(model, engine, device, render_size, saturation, "off")
-    after = colorize_array(c, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    try:
+        after = colorize_array(c, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    finally:
+        c.close()
     before = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    if not cv2.imwrite(str(output), cv2.cvtColor(np.concatenate((before, after), axis=1), cv2.COLOR_RGB2BGR)):
-        raise FormatError(f"cannot write picture {str(output)!r}")
-    err.print(f"wrote {output}")
+    ok, data = cv2.imencode(output.suffix.lower(), cv2.cvtColor(np.concatenate((before, after), axis=1), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UsageError(f"OpenCV cannot write {output.suffix!r} pictures")
+    write_atomic(output, data.tobytes())
+    _console().print(f"wrote {output}")
 
 
 @app.command()
 def models(json_path: Optional[Path] = JsonOpt) -> None:
     """List packaged models and registered architectures."""
+    from rich.table import Table
+
     from .models import list_models, list_weights
     from .models.weights import ModelConfig
 
@@ -213,6 +313,7 @@ def models(json_path: Optional[Path] = JsonOpt) -> None:
         rows.append({"name": name, "architecture": cfg.architecture, "render_size": cfg.render_size,
                      "version": cfg.version, "file": str(cfg_path.with_suffix(".safetensors"))})
         table.add_row(name, cfg.architecture, str(cfg.render_size), cfg.version, cfg_path.with_suffix(".safetensors").name)
+    out = _console(stderr=False)
     out.print(table)
     out.print("architectures: " + ", ".join(list_models()))
     _write_json(json_path, {"weights": rows, "architectures": list_models()})
@@ -221,6 +322,9 @@ def models(json_path: Optional[Path] = JsonOpt) -> None:
 @app.command()
 def engines(json_path: Optional[Path] = JsonOpt) -> None:
     """List inference engines: usable here or why not."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from .engines import AUTO_ORDER, engine_specs, probe
 
     table = Table("engine", "device", "usable", "why not / how to fix")
@@ -231,37 +335,43 @@ def engines(json_path: Optional[Path] = JsonOpt) -> None:
             auto = AUTO_ORDER.index((name, dev)) + 1 if (name, dev) in AUTO_ORDER else None
             rows.append({"engine": name, "device": dev, "usable": reason is None, "reason": reason, "auto_rank": auto})
             table.add_row(name, dev, "yes" if reason is None else "no", escape(reason or ""))
-    out.print(table)
+    _console(stderr=False).print(table)
     _write_json(json_path, rows)
 
 
 @app.command()
 def evaluate(
-    folder: Path = typer.Argument(..., help="Folder of colour images (made grey, colorized, compared), or a colorized clip (with --reference)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="Video: the colour original the clip was made from (grey-converted, then colorized)."),
+    input: Path = typer.Argument(..., metavar="INPUT",
+                                 help="A folder of colour images (each made grey, colorized and scored against "
+                                      "itself), or a colorized clip scored against --reference."),
+    reference: Optional[Path] = typer.Option(None, "--reference", metavar="PATH", help="With a clip as INPUT: the colour original it was made from (grey-converted, then colorized)."),
     model: str = ModelOpt, engine: str = EngineOpt, render_size: Optional[int] = RenderOpt,
-    saturation: float = typer.Option(1.0, min=0.0),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write report.md, metrics.json and grid.png here."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images (or video frames)."),
+    saturation: float = SaturationOpt,
+    out_dir: Optional[Path] = typer.Option(None, "--out", metavar="FOLDER", help="Write report.md, metrics.json and grid.png here."),
+    limit: Optional[int] = typer.Option(None, min=1, metavar="N", help="Evaluate at most this many images (or video frames)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Images: PSNR, CIEDE2000, colourfulness beside the zero-chroma baseline. Video (a colorized clip and
     --reference): also warp error (Lai et al. 2018) and CDC (TCVC), beside the original and the grey clip."""
-    from .video.formats import FormatError
-
-    if reference is not None or (folder.is_file() and folder.suffix.lower() not in (".png", ".jpg", ".jpeg")):
+    check_render_size(render_size)
+    if not input.exists():
+        raise UsageError(f"input {str(input)!r} does not exist")
+    if reference is not None or input.is_file():
         if reference is None:
-            raise FormatError(f"{str(folder)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
-                              f"or a folder of colour images")
-        return _evaluate_video(folder, reference, limit, out_dir, json_path)
+            raise UsageError(f"{str(input)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
+                             f"or a folder of colour images")
+        return _evaluate_video(input, reference, limit, out_dir, json_path)
     from .evaluate import evaluate_images, write_report
 
     c = _colorizer(model, engine, None, render_size, saturation, "off")
-    rep = evaluate_images(c.infer_L, folder, render_size=c.render_size, limit=limit,
-                          grid=out_dir / "grid.png" if out_dir else None, multiple=c.engine.size_multiple)
-    out.print(rep.markdown(f"{c.describe()} on {folder}"))
+    try:
+        rep = evaluate_images(c.infer_L, input, render_size=c.render_size, limit=limit,
+                              grid=out_dir / "grid.png" if out_dir else None, multiple=c.engine.size_multiple)
+    finally:
+        c.close()
+    _console(stderr=False).print(rep.markdown(f"{c.describe()} on {input}"))
     if out_dir:
-        write_report(rep, out_dir, f"{c.describe()} on {folder}")
+        write_report(rep, out_dir, f"{c.describe()} on {input}")
     _write_json(json_path, rep.summary())
 
 
@@ -274,11 +384,9 @@ def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: 
         open_input(p).close()  # one-line error for a missing or unreadable file
     res = evaluate_video(clip, reference, max_frames=limit)
     if res["frames"] < 2:
-        from .video.formats import FormatError
-
-        raise FormatError("video metrics need at least 2 frames in both clips")
+        raise UsageError("video metrics need at least 2 frames in both clips")
     text = format_report(res, f"{clip.name} against {reference.name}")
-    out.print(text)
+    _console(stderr=False).print(text)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.md").write_text(text + "\n")
@@ -288,23 +396,26 @@ def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: 
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help="Folder of colour images (recursive)."),
-    out_dir: Path = typer.Option(..., "--out", help="Run folder: checkpoint, log.jsonl, samples, export/."),
-    val: Optional[Path] = typer.Option(None, help="Validation folder."),
-    architecture: str = typer.Option("sagan-unet", help="Generator architecture from the registry."),
-    pretrained: bool = typer.Option(True, help="ImageNet encoder weights (sagan-unet)."),
-    size: int = typer.Option(160, help="Training crop size."),
-    batch_size: int = typer.Option(16),
-    pretrain_steps: int = typer.Option(2200, help="Generator pre-training steps (L1 + feature loss)."),
-    critic_steps: int = typer.Option(150, help="Critic pre-training steps."),
-    gan_steps: int = typer.Option(700, help="GAN steps (TTUR)."),
-    adv_loss: str = typer.Option("bce", help="bce (label smoothing 0.9), lsgan or hinge."),
-    lambda_l1: float = typer.Option(100.0), feature_weight: float = typer.Option(10.0),
-    minutes: Optional[float] = typer.Option(None, help="Wall-time budget; the same command resumes."),
-    lr_g: float = typer.Option(5e-4, help="Generator learning rate in pre-training (cosine schedule)."),
-    init_from: Optional[Path] = typer.Option(None, help="Start from another run's checkpoint (its folder): fine-tuning."),
-    val_every: int = typer.Option(1000, help="Validate (and export) every this many steps."),
-    device: str = typer.Option("cpu"), seed: int = typer.Option(0), quiet: bool = typer.Option(False, "--quiet", "-q"),
+    data: Path = typer.Argument(..., metavar="FOLDER", help="Folder of colour images (recursive)."),
+    out_dir: Path = typer.Option(..., "--out", metavar="FOLDER", help="Run folder: checkpoint, log.jsonl, samples, export/."),
+    val: Optional[Path] = typer.Option(None, metavar="FOLDER", help="Validation folder of colour images."),
+    architecture: str = typer.Option("sagan-unet", metavar="NAME", help="Generator architecture from the registry."),
+    pretrained: bool = typer.Option(True, metavar="", help="ImageNet encoder weights (sagan-unet)."),
+    size: int = typer.Option(160, min=32, metavar="N", help="Training crop size in pixels."),
+    batch_size: int = typer.Option(16, min=1, metavar="N", help="Images per training step."),
+    pretrain_steps: int = typer.Option(2200, min=0, metavar="N", help="Generator pre-training steps (L1 + feature loss)."),
+    critic_steps: int = typer.Option(150, min=0, metavar="N", help="Critic pre-training steps."),
+    gan_steps: int = typer.Option(700, min=0, metavar="N", help="GAN steps (TTUR)."),
+    adv_loss: str = typer.Option("bce", metavar="NAME", help="bce (label smoothing 0.9), lsgan or hinge."),
+    lambda_l1: float = typer.Option(100.0, metavar="X", help="Weight of the L1 loss on a,b."),
+    feature_weight: float = typer.Option(10.0, metavar="X", help="Weight of the feature (perceptual) loss."),
+    minutes: Optional[float] = typer.Option(None, metavar="MINUTES", help="Wall-time budget; the same command resumes."),
+    lr_g: float = typer.Option(5e-4, metavar="X", help="Generator learning rate in pre-training (cosine schedule)."),
+    init_from: Optional[Path] = typer.Option(None, metavar="FOLDER", help="Start from another run's checkpoint (its folder): fine-tuning."),
+    val_every: int = typer.Option(1000, min=1, metavar="N", help="Validate (and export) every this many steps."),
+    device: str = typer.Option("cpu", metavar="cpu|cuda", help="Where to train."),
+    seed: int = typer.Option(0, metavar="N", help="Random seed (data order, initial weights)."),
+    quiet: bool = flag("--quiet", help="No progress lines on stderr."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
     from .train import TrainConfig
@@ -316,55 +427,80 @@ def train(
                       critic_steps=critic_steps, gan_steps=gan_steps, adv_loss=adv_loss, lambda_l1=lambda_l1,
                       feature_weight=feature_weight, minutes=minutes, device=device, seed=seed, lr_g=lr_g,
                       init_from=str(init_from) if init_from else None, val_every=val_every)
+    err = _console()
     res = run(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
-    out.print(json.dumps(res))
+    typer.echo(json.dumps(res))
+
+
+def _bench_models(engine: str, model: str, render_sizes: str, model_frames: int) -> list[dict]:
+    """Model-only timing per engine and render size (an engine unusable here is reported, not fatal)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .bench_model import bench_engines
+    from .engines import EngineUnavailable, create_engine
+    from .models import load_model
+
+    names = [engine] if engine != "auto" else ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt"]
+    table = Table("engine", "render size", "ms/frame", "x torch")
+    usable = {}
+    for name in names:
+        try:
+            m, cfg = load_model(model)
+            usable[name] = create_engine(name, m, cfg)
+        except EngineUnavailable as exc:
+            table.add_row(name, "-", escape(f"unavailable: {exc}"), "")
+    rows = bench_engines(usable, render_sizes=render_sizes_tuple(render_sizes), frames=model_frames) if usable else []
+    torch_ms = {r["render_size"]: r["ms_per_frame"] for r in rows if r["engine"] == "torch"}
+    for row in rows:
+        if row["render_size"] in torch_ms:  # speed-up over eager PyTorch (channels-last) in the same run
+            row["speedup_vs_torch"] = round(torch_ms[row["render_size"]] / row["ms_per_frame"], 3)
+        table.add_row(row["engine"], str(row["render_size"]), f"{row['ms_per_frame']:.1f}",
+                      f"{row['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in row else "")
+    for eng in usable.values():
+        eng.close()
+    _console(stderr=False).print(table)
+    return rows
+
+
+def render_sizes_tuple(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise UsageError(f"--render-sizes takes comma-separated integers, got {text!r}") from None
+    for s in sizes:
+        check_render_size(s)
+    return sizes
 
 
 @app.command()
 def bench(
-    clip: Optional[Path] = typer.Option(None, help="Source clip (default: the packaged sample, made grey and scaled)."),
-    sizes: str = typer.Option("480p,720p,1080p", help="Comma-separated: 480p, 720p, 1080p."),
-    seconds: float = typer.Option(4.0, help="Clip length per size."),
+    clip: Optional[Path] = typer.Option(None, metavar="PATH", help="Source clip (default: the packaged sample, made grey and scaled)."),
+    sizes: str = typer.Option("480p,720p,1080p", metavar="LIST", help="Comma-separated: 480p, 720p, 1080p."),
+    seconds: float = typer.Option(4.0, min=0.01, metavar="SECONDS", help="Clip length per size."),
     engine: str = EngineOpt, model: str = ModelOpt, render_size: Optional[int] = RenderOpt,
-    render_sizes: str = typer.Option("192,256,320", help="Render sizes for the model-only timing."),
-    smoothing: str = typer.Option("window"), preset: str = typer.Option("veryfast", help="x264 preset for both sides."),
-    skip_model: bool = typer.Option(False, help="Skip the model-only timing."),
-    model_frames: int = typer.Option(20, min=1, help="Timed calls per engine and render size (interleaved)."),
+    render_sizes: str = typer.Option("192,256,320", metavar="LIST", help="Render sizes for the model-only timing."),
+    smoothing: str = typer.Option("window", metavar="MODE", help="Temporal smoothing for the end-to-end runs: window, stream, off."),
+    preset: str = typer.Option("veryfast", metavar="NAME", help="x264 preset for both sides."),
+    skip_model: bool = flag("--skip-model", help="Skip the model-only timing."),
+    model_frames: int = typer.Option(20, min=1, metavar="N", help="Timed calls per engine and render size (interleaved)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Model ms/frame per engine and render size; end-to-end fps beside ffmpeg decode+encode."""
+    check_render_size(render_size)
+    _check_smoothing(smoothing)
+    check_preset("libx264", preset)
+    render_sizes_tuple(render_sizes)
+    source = clip or Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.mp4"
+    if not source.exists():
+        raise UsageError(f"bench clip {str(source)!r} not found; pass --clip")
+    from rich.table import Table
+
     from .bench import end_to_end
 
     report: dict = {"model": [], "end_to_end": []}
     if not skip_model:
-        from .bench_model import bench_engines
-        from .engines import create_engine
-        from .models import load_model
-
-        names = [engine] if engine != "auto" else ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt"]
-        table = Table("engine", "render size", "ms/frame", "x torch")
-        usable = {}
-        for name in names:
-            try:
-                m, cfg = load_model(model)
-                usable[name] = create_engine(name, m, cfg)
-            except Exception as exc:  # an engine unusable here is reported, not fatal
-                table.add_row(name, "-", escape(f"unavailable: {exc}"), "")
-        sizes_ = tuple(int(s) for s in render_sizes.split(","))
-        rows = bench_engines(usable, render_sizes=sizes_, frames=model_frames) if usable else []
-        torch_ms = {r["render_size"]: r["ms_per_frame"] for r in rows if r["engine"] == "torch"}
-        for row in rows:
-            if row["render_size"] in torch_ms:  # speed-up over eager PyTorch (channels-last) in the same run
-                row["speedup_vs_torch"] = round(torch_ms[row["render_size"]] / row["ms_per_frame"], 3)
-            report["model"].append(row)
-            table.add_row(row["engine"], str(row["render_size"]), f"{row['ms_per_frame']:.1f}",
-                          f"{row['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in row else "")
-        for eng in usable.values():
-            eng.close()
-        out.print(table)
-    source = clip or Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.mp4"
-    if not source.exists():
-        raise FileNotFoundError(f"bench clip {str(source)!r} not found; pass --clip")
+        report["model"] = _bench_models(engine, model, render_sizes, model_frames)
     args = ["--engine", engine, "--model", model, "--smoothing", smoothing]
     if render_size:
         args += ["--render-size", str(render_size)]
@@ -373,50 +509,54 @@ def bench(
     for r in rows:
         table.add_row(r["size"], str(r["frames"]), f"{r['ffmpeg_fps']:.1f}", f"{r['filmcolor_fps']:.1f}",
                       f"{r['ratio']:.2f}", f"{r['peak_rss_mib']:.0f}", r["engine"])
-    out.print(table)
+    _console(stderr=False).print(table)
     report["end_to_end"] = rows
     _write_json(json_path, report)
 
 
 @app.command()
 def export(
-    output: Path = typer.Argument(..., help="Path of the .onnx file to write."),
-    model: str = ModelOpt, opset: int = typer.Option(17, help="ONNX opset."),
-    fp16: bool = typer.Option(False, help="Compute in half precision (float32 input/output)."),
-    overwrite: bool = typer.Option(False, "--overwrite", "-y"),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Path of the .onnx file to write."),
+    model: str = ModelOpt, opset: int = typer.Option(17, min=14, metavar="N", help="ONNX opset."),
+    fp16: bool = flag("--fp16", help="Compute in half precision (float32 input/output)."),
+    overwrite: bool = OverwriteOpt,
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Export a model to ONNX (dynamic batch, height, width) and check parity with PyTorch."""
+    if output.is_dir():
+        raise UsageError(f"output {str(output)!r} is a folder: name the .onnx file")
+    if output.exists() and not overwrite:
+        raise UsageError(f"output {str(output)!r} exists; pass --overwrite to replace it")
     import torch
 
     from .engines.export import export_onnx, parity
     from .models import load_model
-    from .video.formats import FormatError
 
-    if output.exists() and not overwrite:
-        raise FormatError(f"output {str(output)!r} exists; pass --overwrite to replace it")
     m, cfg = load_model(model)
     export_onnx(m, cfg, output, opset=opset, dtype=torch.float16 if fp16 else torch.float32)
     diff = parity(m, output, [(1, 1, 64, 96), (2, 1, 128, 64)])
-    out.print(f"wrote {output}: max |a,b| difference vs PyTorch {diff:.2e}")
+    _console(stderr=False).print(f"wrote {output}: max |a,b| difference vs PyTorch {diff:.2e}")
     _write_json(json_path, {"output": str(output), "opset": opset, "fp16": fp16, "max_abs_diff": diff})
 
 
 @app.command("plugins")
 def plugins_cmd(json_path: Optional[Path] = JsonOpt) -> None:
     """List plugins (ffmpeg pipe/graph, OpenCV, VapourSynth): usable here or why not."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from .plugins.registry import list_plugins
 
     table = Table("plugin", "usable", "what", "why not / how to fix")
     rows = list_plugins()
     for r in rows:
         table.add_row(r["name"], "yes" if r["usable"] else "no", escape(r["description"]), escape(r["reason"] or ""))
-    out.print(table)
+    _console(stderr=False).print(table)
     _write_json(json_path, rows)
 
 
 def _register_pipe() -> None:
-    from .plugins.ffmpeg_pipe import pipe  # typer + numpy only; torch loads when the command runs
+    from .plugins.ffmpeg_pipe import pipe  # typer + numpy at import; torch loads when the command runs
 
     app.command("pipe")(pipe)
 
@@ -428,36 +568,11 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
-    """Entry point: one-line errors and non-zero exits instead of tracebacks."""
-    from .engines import EngineUnavailable
-    from .video.formats import FormatError
-
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of the ``filmcolor`` console script."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (background jobs)
-    try:
-        rc = app(standalone_mode=False)  # Typer turns Ctrl-C into a returned 130 here
-        if rc == 130:
-            raise KeyboardInterrupt
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
-    except (FormatError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/]: no partial output was left behind (finished --segments are kept for resuming)")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    sys.exit(run_app(app, argv))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, Union
 
-from .errors import FormatError
+from .errors import EnvironmentFailure, FormatError
 
 try:  # POSIX: a kernel lock, released by the OS when its holder dies (no stale locks)
     import fcntl
@@ -55,7 +55,7 @@ def check_output(dst: Path, overwrite: bool, src: Path | None = None, *, hint: s
     if not dst.parent.is_dir():
         raise FormatError(f"output folder {str(dst.parent)!r} does not exist")
     if not os.access(dst.parent, os.W_OK):
-        raise FormatError(f"output folder {str(dst.parent)!r} is not writable")
+        raise EnvironmentFailure(f"output folder {str(dst.parent)!r} is not writable; nothing was written")
     if dst.exists() and not overwrite:
         raise FormatError(f"output {str(dst)!r} exists; pass {hint} to replace it")
 

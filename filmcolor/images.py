@@ -45,7 +45,11 @@ def colorize_array(colorizer: Colorizer | Predictor, image: np.ndarray, guidance
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as ``colorize`` reads it: grey ``[H,W]`` or RGB ``[H,W,3]``, its own depth (alpha dropped)."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS (a decompression bomb)
+        raise FormatError(f"{str(path)!r} cannot be decoded by OpenCV (a header over its pixel limit?): "
+                          f"{str(exc).strip().splitlines()[-1]}") from None
     if raw is None:
         raise FormatError(f"{str(path)!r} is not an image OpenCV can read")
     if raw.ndim == 3 and raw.shape[2] == 1:

@@ -94,9 +94,9 @@ class _Run:
                 self._emit(self.stream.flush(), writer)
                 writer.close()
             except Exception as exc:
-                if exc is writer.error:
+                if exc is writer.error and not isinstance(exc, OSError):
                     raise FormatError(f"encoding failed: {exc}") from exc
-                raise
+                raise  # disk full, permission: the CLI reports the machine's own error (exit 1)
 
     def _emit(self, ready: list, writer: WriteBehind) -> None:
         for (frame, y), cb, cr in ready:

@@ -26,7 +26,13 @@ import typer
 from filmcolor.errors import FormatError
 from filmcolor.video.threads import Prefetch, WriteBehind
 
-from ._common import convert_depth, layout_444, make_colorizer, matrix_named, rgb_to_luma, ycbcr_planes_to_rgb
+
+def _helpers():
+    """The shared plugin helpers (they import torch): loaded when frames flow, so ``--help`` and usage
+    errors of ``filmcolor pipe`` answer without importing torch."""
+    from . import _common
+
+    return _common
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from filmcolor.color import YCbCrMatrix
@@ -118,7 +124,7 @@ class PipeSpec:
         else:
             full = dst.kind == "rgb" or bool(dst.planar and dst.planar.full_range)
         try:
-            m = matrix_named(matrix, height)
+            m = _helpers().matrix_named(matrix, height)
         except ValueError as exc:
             raise FormatError(str(exc)) from None
         return PipeSpec(width, height, src, dst, full, m)
@@ -129,7 +135,7 @@ class PipeSpec:
         from filmcolor.video.formats import PlanarYUV
 
         if self.dst.kind == "rgb":
-            return layout_444(8, self.full_range)
+            return _helpers().layout_444(8, self.full_range)
         p = self.dst.planar
         assert p is not None
         return PlanarYUV(p.name, p.bits, p.log2_w, p.log2_h, self.full_range)
@@ -220,15 +226,15 @@ def input_luma(buf: bytearray, spec: PipeSpec) -> np.ndarray:
     first = _split(buf, spec)[0]
     bits = spec.luma_bits
     if spec.src.kind == "rgb":
-        return rgb_to_luma(first, spec.matrix, bits, spec.full_range, order=spec.src.name[:3])
+        return _helpers().rgb_to_luma(first, spec.matrix, bits, spec.full_range, order=spec.src.name[:3])
     y = first.astype(np.uint8 if spec.src.bits == 8 else np.uint16)  # native-endian copy of the codes
-    return convert_depth(y, spec.src.bits, bits, spec.full_range)
+    return _helpers().convert_depth(y, spec.src.bits, bits, spec.full_range)
 
 
 def output_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, spec: PipeSpec) -> list[np.ndarray]:
     """Planes of one output frame in their raw order and byte order."""
     if spec.dst.kind == "rgb":
-        rgb = ycbcr_planes_to_rgb(y, cb, cr, spec.layout, spec.matrix)
+        rgb = _helpers().ycbcr_planes_to_rgb(y, cb, cr, spec.layout, spec.matrix)
         return [rgb if spec.dst.name == "rgb24" else np.ascontiguousarray(rgb[..., ::-1])]
     dt = spec.dst.dtype
     return [np.ascontiguousarray(p, dtype=dt) for p in (y, cb, cr)]
@@ -287,22 +293,22 @@ def _emit(ready: list, spec: PipeSpec, writer: WriteBehind) -> None:
 
 
 _Opt = typer.Option
-WidthOpt = _Opt("--width", "-W", min=1, help="Frame width in pixels (ffmpeg's -s W).")
-HeightOpt = _Opt("--height", "-H", min=1, help="Frame height in pixels (ffmpeg's -s xH).")
-PixFmtOpt = _Opt("--pix-fmt", help="Input pixel format: gray, gray10le, yuv420p, yuv420p10le, yuv444p, rgb24, bgr24...")
-OutPixFmtOpt = _Opt("--out-pix-fmt", help="Output pixel format: yuv420p, yuv422p, yuv444p, yuv420p10le, rgb24, bgr24...")
-ModelOpt = _Opt("--model", "-m", help="Packaged model name or path to a .safetensors file (with its .json).")
-EngineOpt = _Opt("--engine", "-e", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
-RenderOpt = _Opt("--render-size", "-r", min=32, help="Short side the model sees (default: the model's).")
-DeviceOpt = _Opt("--device", help="cpu or cuda (default: the engine's choice).")
-SaturationOpt = _Opt("--saturation", min=0.0, help="Multiply the predicted colour (1 = as the model made it).")
-SmoothingOpt = _Opt("--smoothing", help="Temporal smoothing: stream (causal) or off.")
-StrengthOpt = _Opt("--strength", min=0.0, max=1.0, help="Temporal smoothing strength.")
-RangeOpt = _Opt("--range", help="Luma code range of the input, kept in the output: auto (full for gray, "
+WidthOpt = _Opt("--width", "-W", min=1, metavar="W", help="Frame width in pixels (ffmpeg's -s W).")
+HeightOpt = _Opt("--height", "-H", min=1, metavar="H", help="Frame height in pixels (ffmpeg's -s xH).")
+PixFmtOpt = _Opt("--pix-fmt", metavar="FMT", help="Input pixel format: gray, gray10le, yuv420p, yuv420p10le, yuv444p, rgb24, bgr24...")
+OutPixFmtOpt = _Opt("--out-pix-fmt", metavar="FMT", help="Output pixel format: yuv420p, yuv422p, yuv444p, yuv420p10le, rgb24, bgr24...")
+ModelOpt = _Opt("--model", "-m", metavar="NAME|PATH", help="Packaged model name or path to a .safetensors file (with its .json).")
+EngineOpt = _Opt("--engine", "-e", metavar="NAME", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
+RenderOpt = _Opt("--render-size", min=32, metavar="N", help="Short side the model sees, a multiple of 32 (default: the model's).")
+DeviceOpt = _Opt("--device", metavar="cpu|cuda", help="cpu or cuda (default: the engine's choice).")
+SaturationOpt = _Opt("--saturation", min=0.0, metavar="X", help="Multiply the predicted colour (1 = as the model made it).")
+SmoothingOpt = _Opt("--smoothing", metavar="MODE", help="Temporal smoothing: stream (causal) or off.")
+StrengthOpt = _Opt("--strength", min=0.0, max=1.0, metavar="X", help="Temporal smoothing strength.")
+RangeOpt = _Opt("--range", metavar="auto|full|limited", help="Luma code range of the input, kept in the output: auto (full for gray, "
                                 "limited for yuv), full, limited.")
-MatrixOpt = _Opt("--matrix", help="Y'CbCr matrix: auto (BT.709 from 720 lines, else BT.601), bt601, bt709, bt2020nc.")
-QuietOpt = _Opt("--quiet", "-q", help="No summary lines on stderr.")
-JsonOpt = _Opt("--json", help="Also write the summary as JSON to this path.")
+MatrixOpt = _Opt("--matrix", metavar="NAME", help="Y'CbCr matrix: auto (BT.709 from 720 lines, else BT.601), bt601, bt709, bt2020nc.")
+QuietOpt = _Opt("--quiet", metavar="", help="No summary lines on stderr.")
+JsonOpt = _Opt("--json", metavar="PATH", help="Also write the summary as JSON to this path.")
 
 
 def pipe(
@@ -323,12 +329,15 @@ def pipe(
     json_path: Annotated[Optional[Path], JsonOpt] = None,
 ) -> None:
     """Colorize raw video frames from stdin to stdout (between two ffmpeg processes)."""
+    from filmcolor.cli_checks import check_render_size
+
+    check_render_size(render_size)
     if smoothing not in ("stream", "off"):
         raise FormatError(f"--smoothing must be stream or off for a pipe (it is causal), got {smoothing!r}")
     spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, color_range=color_range, matrix=matrix)
     if sys.stdout.isatty():
         raise FormatError("stdout is a terminal: pipe the raw output into a program (ffmpeg -f rawvideo ... -i -)")
-    colorizer, _ = make_colorizer(None, {"model": model, "engine": engine, "device": device, "render_size": render_size,
+    colorizer, _ = _helpers().make_colorizer(None, {"model": model, "engine": engine, "device": device, "render_size": render_size,
                                          "saturation": saturation, "smoothing": smoothing,
                                          "smoothing_strength": strength})
     log = sys.stderr
@@ -365,27 +374,15 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m filmcolor.plugins.ffmpeg_pipe``: the same command standalone, one-line errors, exit 2."""
+    """``python -m filmcolor.plugins.ffmpeg_pipe``: the same command standalone, with the CLI's one-line errors."""
     import signal
+
+    from filmcolor.cli import run_app
 
     app = typer.Typer(add_completion=False)
     app.command()(pipe)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        app(args=argv, standalone_mode=False, prog_name="filmcolor pipe")
-    except (FormatError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    sys.exit(run_app(app, argv, prog_name="filmcolor pipe"))
 
 
 if __name__ == "__main__":

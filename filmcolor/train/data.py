@@ -15,15 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def find_images(folder: str | Path) -> list[Path]:
-    """Every image file under ``folder`` (recursive), sorted for reproducibility."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+from ..fs import IMAGE_SUFFIXES, find_images  # noqa: F401  (re-exported: training and validation folders)
 
 
 def is_grey(bgr: np.ndarray, tolerance: int = 3) -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..color import BT601, BT709, MATRICES, CodeRange, YCbCrMatrix
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the colour maths import torch: loaded where used, so the CLI's checks stay torch-free
+    from ..color import CodeRange, YCbCrMatrix
 
 STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dpx", ".exr"}
 
@@ -44,6 +47,8 @@ class PlanarYUV:
 
     @property
     def code_range(self) -> CodeRange:
+        from ..color import CodeRange
+
         return CodeRange(self.bits, self.full_range)
 
     @property
@@ -102,6 +107,8 @@ def source_bits(pix_fmt: str) -> int:
 
 def choose_matrix(colorspace: str | None, height: int) -> YCbCrMatrix:
     """The source's tagged matrix, else BT.709 for HD (>= 720 lines) and BT.601 for SD."""
+    from ..color import BT601, BT709, MATRICES
+
     tag = (colorspace or "").lower()
     if "709" in tag:
         return BT709

@@ -100,6 +100,15 @@ def map_other_streams(container, out, dst: Path):
     return packet_map, transcoders, others, notes
 
 
+def keep_field_order(src_cc, vout, opts: dict) -> None:
+    """Interlaced sources stay interlaced (never deinterlaced): the field order tag (top/bottom first) is
+    copied, and the encoder codes fields (``flags +ildct+ilme``) so H.264/ProRes carry the order too."""
+    order = int(src_cc.field_order or 0)  # AVFieldOrder: 0 unknown, 1 progressive, 2.. interlaced
+    if order > 1:
+        vout.codec_context.field_order = order
+        opts.setdefault("flags", "+ildct+ilme")
+
+
 class FrameSink:
     """The output file of one run: ``write(item)`` encodes/muxes, ``flush()`` ends the streams, ``commit()``
     renames the finished file into place; leaving the ``with`` block without ``commit`` removes it.
@@ -143,6 +152,7 @@ class FrameSink:
         if encode.preset:
             opts["preset"] = encode.preset
         opts.update(encode.options)
+        keep_field_order(cc, vout, opts)
         vout.options = opts
         vout.codec_context.color_range = 2 if self.layout.full_range else 1
         vout.codec_context.colorspace = COLORSPACE_TAG[self.matrix.name]

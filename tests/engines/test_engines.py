@@ -21,8 +21,14 @@ ENGINES = ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt"]
 # Max abs a,b difference (Lab units; a,b span about +-110) allowed between an engine and the float32 torch
 # engine. Measured for onnxruntime on CPU with the tiny model (attention on): 1.5e-5. TensorRT fp32 may use
 # TF32 kernels; any fp16 engine gets the loose bound.
-# int8 quantisation: measured max 3.4, mean 0.1 Lab units on the tiny model with random L.
-PARITY_TOL = {"torch": 1e-3, "onnxruntime": 1e-3, "onnxruntime-int8": 5.0, "tensorrt": 0.1}
+# int8 quantisation is judged by its error distribution, not its single worst value: on this uniform-noise
+# L (outside the range of the calibration frames, so some activations clip) the max over 24,576 values
+# is a tail statistic that moved between 2.9 and 5.4 Lab units over 12 seeds (torch 2.13.0+cpu and
+# 2.14.1+cu130, onnxruntime 1.32, same figures), while the 99th percentile stayed at 0.29-0.30 and the
+# mean at 0.095-0.097; on the calibration frames themselves the max was 0.52. Bounds: mean and p99 at 3x
+# those figures, the max at 2x the worst seen (a,b span +-110).
+PARITY_TOL = {"torch": 1e-3, "onnxruntime": 1e-3, "onnxruntime-int8": 12.0, "tensorrt": 0.1}
+INT8_TOL = {"mean": 0.3, "p99": 1.0}
 FP16_TOL = 1.0
 
 
@@ -105,9 +111,13 @@ def test_parity_with_torch(engine, reference):
     L = _L(2, 96, 64, engine.capabilities.device, seed=3)
     got = engine.infer(L).float().cpu()
     want = reference.infer(L.to(reference.capabilities.device)).cpu()
-    diff = (got - want).abs().max().item()
+    delta = (got - want).abs()
+    diff = delta.max().item()
     tol = FP16_TOL if engine.capabilities.fp16 else PARITY_TOL[engine.name]
     assert diff <= tol, f"{engine.describe()}: max |delta ab| = {diff:.3g}"
+    if engine.name.endswith("int8"):
+        mean, p99 = delta.mean().item(), delta.flatten().quantile(0.99).item()
+        assert mean <= INT8_TOL["mean"] and p99 <= INT8_TOL["p99"], f"mean {mean:.3g}, p99 {p99:.3g}"
 
 
 def test_dynamic_height_width(engine):

@@ -326,7 +326,7 @@ def test_pipe_short_final_frame_fails_with_one_line(tmp_path, tiny_model_path):
     cut = 3 * W * H + 100  # three whole gray frames and a piece of the fourth
     err = tmp_path / "pipe.err"
     cmd = (f"ffmpeg -v quiet -i {shlex.quote(str(src))} -f rawvideo -pix_fmt gray - | head -c {cut} "
-           f"| {_pipe_cmd(tiny_model_path, '--pix-fmt', 'gray', '-q')} > {shlex.quote(str(raw_out))} "
+           f"| {_pipe_cmd(tiny_model_path, '--pix-fmt', 'gray', '--quiet')} > {shlex.quote(str(raw_out))} "
            f"2> {shlex.quote(str(err))}")
     r = _bash(cmd)
     assert r.returncode == 2, r.stderr
@@ -344,7 +344,7 @@ def test_pipe_agrees_with_file_pipeline(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=N)
     piped = tmp_path / "pipe.mkv"
     cmd = (f"ffmpeg -v error -i {shlex.quote(str(src))} -f rawvideo -pix_fmt yuv420p - "
-           f"| {_pipe_cmd(tiny_model_path, '--pix-fmt', 'yuv420p', '-q')} "
+           f"| {_pipe_cmd(tiny_model_path, '--pix-fmt', 'yuv420p', '--quiet')} "
            f"| ffmpeg -v error -y -f rawvideo -pix_fmt yuv420p -s {W}x{H} -r 12 -i - -c:v ffv1 {shlex.quote(str(piped))}")
     r = _bash(cmd)
     assert r.returncode == 0, r.stderr

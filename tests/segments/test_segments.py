@@ -69,6 +69,7 @@ def test_index_frames_reads_keyframes(film):
     assert idx.frames == 40 and idx.keyframes == (0, 10, 20, 30)
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_segments_join_keeps_timestamps_audio_and_equals_one_pass(film, options, uninterrupted, tmp_path):
     src, out = decoded(film), decoded(uninterrupted)
     assert [t for t, _ in out] == pytest.approx([t for t, _ in src])
@@ -84,6 +85,7 @@ def test_segments_join_keeps_timestamps_audio_and_equals_one_pass(film, options,
     assert same_frames(decoded(one, "yuv444p"), decoded(seg, "yuv444p"))
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_resume_after_interruption_redoes_only_unfinished(film, options, uninterrupted, tmp_path):
     dst = tmp_path / "out.mp4"
     seen = []
@@ -102,11 +104,12 @@ def test_resume_after_interruption_redoes_only_unfinished(film, options, uninter
     assert not (tmp_path / ".out.mp4.filmcolor-work").exists()  # cleaned after the join
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_kill_9_at_random_points_then_resume_equals_uninterrupted(film, tiny_model_path, uninterrupted, tmp_path):
     dst = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.filmcolor-work"
     cmd = [sys.executable, "-m", "filmcolor.cli", "colorize", str(film), str(dst), "-m", str(tiny_model_path),
-           "--engine", "torch", "--segments", "--segment-seconds", str(SEG), "-q"]
+           "--engine", "torch", "--segments", "--segment-seconds", str(SEG), "--quiet"]
     rng = np.random.default_rng(0)
     for kills in range(2):
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -126,6 +129,7 @@ def test_kill_9_at_random_points_then_resume_equals_uninterrupted(film, tiny_mod
     assert not list(tmp_path.glob(".out*partial*"))
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_two_worker_processes_equal_one(film, options, uninterrupted, tmp_path):
     dst = tmp_path / "out.mp4"
     res = colorize_segmented(film, dst, options, segment_seconds=SEG, workers=2)
@@ -149,6 +153,7 @@ def test_cli_segment_errors(film, tiny_model_path, tmp_path):
     assert r.returncode == 2 and "cannot be combined" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_ray_local_cluster_equals_one_process(film, options, uninterrupted, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'filmcolor[ray]')")
     dst = tmp_path / "out.mp4"
@@ -207,6 +212,7 @@ def test_work_folder_lock_refuses_a_live_run_and_takes_over_a_dead_one(tmp_path)
         assert json.loads((tmp_path / "w" / LOCK).read_text())["pid"] != int(dead.stdout)
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_worker_process_start_failure_is_reported(film, tmp_path):
     bad = ColorizerOptions(model=str(tmp_path / "missing.safetensors"), engine="torch")
     from filmcolor.segments.executors import ProcessExecutor

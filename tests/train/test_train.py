@@ -42,6 +42,7 @@ def test_data_is_recursive_and_skips_grey(image_folder):
     assert is_grey(np.full((8, 8, 3), 77, np.uint8))
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_generator_step_lowers_loss_and_every_parameter_gets_a_gradient(image_folder, tmp_path):
     t = Trainer(cfg(image_folder, tmp_path, lr_g=2e-3))
     data = LabImages(image_folder, short_side=None)
@@ -68,6 +69,7 @@ def test_generator_step_lowers_loss_and_every_parameter_gets_a_gradient(image_fo
     assert float(loss) < first
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_full_schedule_runs_and_exports(image_folder, tmp_path):
     res = Trainer(cfg(image_folder, tmp_path)).run()
     assert res["step"] == 8 and res["stopped"] == "done"
@@ -76,6 +78,7 @@ def test_full_schedule_runs_and_exports(image_folder, tmp_path):
     assert any('"gan"' in l for l in phases) and any('"critic"' in l for l in phases)
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_resume_reproduces_the_same_next_step(image_folder, tmp_path):
     a = Trainer(cfg(image_folder, tmp_path / "a", pretrain_steps=3, critic_steps=1, gan_steps=2))
     a.cfg.pretrain_steps, total = 3, a.cfg.total_steps
@@ -125,6 +128,7 @@ def test_feature_loss_zero_for_truth():
     assert float(f(L, ab, ab)) < 1e-5 and float(f(L, ab * 0, ab)) > 1e-3
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_init_from_starts_a_new_run_from_another_runs_weights(image_folder, tmp_path):
     first = Trainer(cfg(image_folder, tmp_path / "a"))
     first.run()

@@ -1,20 +1,15 @@
-"""The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
+"""The commands doing their work, through the installed console script: outputs, JSON summaries, Ctrl-C."""
 
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
+from cli_helpers import console_script, run_cli as run
 from conftest import make_clip
-
-
-def run(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "filmcolor.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_help_reads_well():
@@ -25,7 +20,7 @@ def test_help_reads_well():
 def test_colorize_video_and_json(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=8, audio=True)
     r = run("colorize", src, tmp_path / "out.mkv", "-m", tiny_model_path, "--engine", "torch", "--smoothing", "off",
-            "-q", "--json", tmp_path / "s.json")
+            "--quiet", "--json", tmp_path / "s.json")
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] == 8 and summary["codec"] == "ffv1"
@@ -39,7 +34,7 @@ def test_colorize_still_and_folder(tmp_path, tiny_model_path):
     folder.mkdir()
     for i in range(2):
         cv2.imwrite(str(folder / f"s{i}.png"), np.tile(np.arange(64, dtype=np.uint8)[None] * 3, (48, 1)))
-    r = run("colorize", folder, tmp_path / "outdir", "-m", tiny_model_path, "-q")
+    r = run("colorize", folder, tmp_path / "outdir", "-m", tiny_model_path, "--quiet")
     assert r.returncode == 0, r.stderr
     out = cv2.imread(str(tmp_path / "outdir" / "s0.png"))
     assert out.shape == (48, 64, 3) and np.abs(out[..., 0].astype(int) - out[..., 2]).mean() > 1
@@ -58,7 +53,7 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, tiny_model_path, case):
         dst.write_text("keep me")
     elif case == "no_dir":
         dst = tmp_path / "no" / "out.mp4"
-    r = run("colorize", src, dst, "-m", tiny_model_path, "-q")
+    r = run("colorize", src, dst, "-m", tiny_model_path, "--quiet")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "error:" in r.stderr
     assert len([l for l in r.stderr.strip().splitlines() if l.strip()]) == 1
@@ -69,8 +64,8 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, tiny_model_path, case):
 def test_ctrl_c_leaves_no_finished_looking_file(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "long.mp4", frames=1500, size=(96, 64), rate=25)
     dst = tmp_path / "out.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "filmcolor.cli", "colorize", str(src), str(dst), "-m",
-                          str(tiny_model_path), "-q", "--smoothing", "off"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([console_script(), "colorize", str(src), str(dst), "-m",
+                          str(tiny_model_path), "--quiet", "--smoothing", "off"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".*partial*")):
         time.sleep(0.05)
@@ -92,7 +87,7 @@ def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path)
     orig = make_clip(tmp_path / "orig.mp4", frames=8, grey=False)
     grey = make_clip(tmp_path / "grey.mp4", frames=8, grey=True)
     col = tmp_path / "col.mp4"
-    assert run("colorize", grey, col, "-m", tiny_model_path, "-q").returncode == 0
+    assert run("colorize", grey, col, "-m", tiny_model_path, "--quiet").returncode == 0
     r = run("evaluate", col, "--reference", orig, "--json", tmp_path / "m.json", "--out", tmp_path / "rep")
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "m.json").read_text())
@@ -105,6 +100,7 @@ def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path)
     assert bad.returncode == 2 and "--reference" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_bench_reports_engines_side_by_side_and_the_ffmpeg_ceiling(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=(128, 96))
     r = run("bench", "--clip", src, "-m", tiny_model_path, "--sizes", "480p", "--seconds", "0.2",
