@@ -180,8 +180,11 @@ def _still_guidance(input: Path, output: Path, hints: Optional[Path], reference:
     if input.is_dir() or input.suffix.lower() not in STILL_SUFFIXES or output.suffix.lower() not in STILL_SUFFIXES:
         raise UsageError("--hints and --reference guide one still picture (INPUT and OUTPUT images)")
     from .guidance import StillGuidance
+    from .images import read_image
 
-    return StillGuidance.from_files(hints, reference)
+    guidance = StillGuidance.from_files(hints, reference)
+    guidance.check(read_image(input).shape[:2])
+    return guidance
 
 
 def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool, guidance=None) -> list[dict]:
@@ -192,7 +195,8 @@ def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool, guidance=N
     err = _console()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-                  TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:
+                  TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err,
+                  disable=quiet or not err.is_terminal) as bar:  # no bar in logs: errors stay one line
         for src, dst in jobs:
             task = bar.add_task(f"{src.name} [{c.describe()}]", total=None, fps=0.0)
 

@@ -199,6 +199,13 @@ class StillGuidance:
         points, relative = load_hints(hints) if hints is not None else ([], False)
         return cls(points, relative, read_reference(reference) if reference is not None else None)
 
+    def check(self, size: tuple[int, int]) -> None:
+        """One-line errors for points outside a picture of ``size`` (H, W) or a reference of another aspect."""
+        if self.reference is not None:
+            reference_to_guidance(self.reference, size, (1, 1))
+        if self.points:
+            points_to_guidance(self.points, self.relative, size, (1, 1))
+
     def at(self, size: tuple[int, int], render: tuple[int, int]):
         """``(hint_ab [2,h,w], mask [1,h,w])`` torch tensors at ``render`` for a picture of ``size`` (H, W)."""
         import torch
