@@ -31,11 +31,11 @@ def _write_json(path: Optional[Path], data) -> None:
 
 
 def _options(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
-             smoothing: str = "window", strength: float = 0.7):
+             smoothing: str = "window", strength: float = 0.7, keyframes: str = "all"):
     from .colorizer import ColorizerOptions
 
     return ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,
-                            saturation=saturation, smoothing=smoothing, smoothing_strength=strength)
+                            saturation=saturation, smoothing=smoothing, smoothing_strength=strength, keyframes=keyframes)
 
 
 def _colorizer(*args, **kw):
@@ -69,6 +69,7 @@ def colorize(
     saturation: float = typer.Option(1.0, min=0.0, help="Multiply the predicted colour (1 = as the model made it)."),
     smoothing: str = typer.Option("window", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
     strength: float = typer.Option(0.7, min=0.0, max=1.0, help="Temporal smoothing strength."),
+    keyframes: str = typer.Option("all", help="Frames the model runs on: all, N (every N-th frame of a shot) or auto (shot starts, large motion, falling confidence); the rest carry colour along the optical flow."),
     codec: Optional[str] = typer.Option(None, help="Video encoder (default by extension)."),
     crf: Optional[int] = typer.Option(None, help="Quality for x264/x265/VP9 (default 18 for .mp4)."),
     preset: Optional[str] = typer.Option(None, help="Encoder preset (x264: ultrafast..veryslow)."),
@@ -93,13 +94,13 @@ def colorize(
 
     enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     if segments or (workers or 1) > 1 or ray or work_dir:
-        return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
+        return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength, keyframes),
                                    enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
                                    start, end)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
-    c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
+    c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength, keyframes)
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:

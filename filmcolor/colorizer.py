@@ -36,6 +36,7 @@ class ColorizerOptions:
     window: int = 2
     batch: int | None = None
     threads: int | None = None       # CPU threads of the engine (None: all this process may use)
+    keyframes: str = "all"           # all | auto | N: frames the model runs on (see filmcolor.temporal.keyframes)
 
 
 class Colorizer:
@@ -57,6 +58,10 @@ class Colorizer:
         self.engine = create_engine(self.options.engine, model, self.config, device=self.options.device, **engine_opts)
         self.device = torch.device(self.engine.capabilities.device)
         self.gain = self.options.saturation * self.config.chroma_gain
+        from .temporal.keyframes import KeyframePolicy
+
+        self.keyframes = KeyframePolicy.parse(self.options.keyframes)
+        self.model_frames = 0  # frames the model has run on (keyframe inference skips some)
 
     def describe(self) -> str:
         return f"{self.config.name} @ {self.render_size}px on {self.engine.describe()}"
@@ -75,10 +80,31 @@ class Colorizer:
 
     def infer_L(self, L: torch.Tensor) -> torch.Tensor:
         """L ``[N,1,h,w]`` at render size (any device) -> a,b on the engine's device, gain applied."""
+        self.model_frames += int(L.shape[0])
         return self.engine.infer(L.to(self.device)) * self.gain
 
     def close(self) -> None:
         self.engine.close()
+
+
+class _Keyed:
+    """Keyframe inference for one clip: motion tracked once per frame, shared with the smoother."""
+
+    def __init__(self, colorizer: Colorizer) -> None:
+        from .temporal.keyframes import KeyframeInference
+        from .temporal.motion import MotionTracker
+
+        self.tracker = MotionTracker()
+        self.inference = KeyframeInference(colorizer.keyframes, colorizer.infer_L)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.inference.reset()
+
+    def __call__(self, L: torch.Tensor):
+        """L ``[1,1,h,w]`` on the engine's device -> (Motion, a,b ``[1,2,h,w]``)."""
+        motion = self.tracker(L)
+        return motion, self.inference(L, motion)
 
 
 class ChromaStream:
@@ -95,6 +121,9 @@ class ChromaStream:
         self.y_scale = float((1 << layout.bits) - 1)
         self.smoother = colorizer.new_smoother(causal)
         self.batch = max(1, colorizer.engine.capabilities.preferred_batch)
+        self.keyed = None if colorizer.keyframes.every_frame else _Keyed(colorizer)
+        if self.keyed is not None:
+            self.batch = 1  # the model runs on the frames the policy picks, one at a time
         self._pending: list[tuple[Any, np.ndarray, np.ndarray]] = []  # waiting for inference
         self._waiting: deque = deque()  # inferred, waiting for the smoother: (tag, L, y_lo, y_hi)
 
@@ -106,6 +135,8 @@ class ChromaStream:
         """Scene cut known to the caller: forget temporal state."""
         if self.smoother is not None:
             self.smoother.reset()
+        if self.keyed is not None:
+            self.keyed.reset()
 
     def push(self, y: np.ndarray, tag: Any = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         """Queue the luma plane ``y`` ``[H,W]`` (integer codes of the layout's depth)."""
@@ -124,15 +155,20 @@ class ChromaStream:
     def _run(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         pending, self._pending = self._pending, []
         L = torch.from_numpy(np.stack([self.lut[y_lo] for _, y_lo, _ in pending]))[:, None]
-        ab = self.c.infer_L(L)
-        L = L.to(ab.device)
+        motion = None
+        if self.keyed is None:
+            ab = self.c.infer_L(L)
+            L = L.to(ab.device)
+        else:
+            L = L.to(self.c.device)
+            motion, ab = self.keyed(L)
         out = []
         for i, (tag, y_lo, y_hi) in enumerate(pending):
             self._waiting.append((tag, L[i], y_lo, y_hi))
             if self.smoother is None:
                 out.append(self._finish(ab[i]))
             else:
-                out += [self._finish(a) for a in self.smoother.push(L[i], ab[i])]
+                out += [self._finish(a) for a in self.smoother.push(L[i], ab[i], motion)]
         return out
 
     def _finish(self, ab: torch.Tensor) -> tuple[Any, np.ndarray, np.ndarray]:
