@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .motion import Motion
 from .propagate import DEFAULT_DECAY, Propagator
@@ -130,22 +131,28 @@ class KeyframeInference:
         return carried
 
 
-def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[float, ...] = (1 / 16, 1 / 4)) -> torch.Tensor:
+def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[float, ...] = (1 / 16, 1 / 4),
+                        coarse: int = 8) -> torch.Tensor:
     """``ab`` where ``conf`` is high; where low, the confidence-weighted mean of ``ab`` around the pixel.
 
     Normalised convolution (Knutsson & Westin 1993) with box windows of radius ``scale x short side``, the
-    finer scale first and the coarser one where the finer window holds too little confidence. ``ab``
-    ``[N,2,h,w]``, ``conf`` ``[N,1,h,w]`` in 0..1.
+    coarser scale first and the finer one where its window holds enough confidence. The means are taken
+    on a grid ``coarse`` times smaller and upsampled bilinearly: the fill is smooth by construction, and
+    this keeps it at a fraction of a millisecond. ``ab`` ``[N,2,h,w]``, ``conf`` ``[N,1,h,w]`` in 0..1.
     """
     from ..video.chroma import box
 
-    short = min(ab.shape[-2:])
-    total = conf.sum((-1, -2), keepdim=True).clamp(min=1e-6)
-    fill = ((ab * conf).sum((-1, -2), keepdim=True) / total).expand_as(ab)
+    h, w = ab.shape[-2:]
+    size = (max(1, h // coarse), max(1, w // coarse))
+    num = F.adaptive_avg_pool2d(ab * conf, size)
+    den = F.adaptive_avg_pool2d(conf, size)
+    short = min(size)
+    fill = (num.sum((-1, -2), keepdim=True) / den.sum((-1, -2), keepdim=True).clamp(min=1e-6)).expand_as(num)
     for s in reversed(scales):  # coarse first, finer estimates override where they have support
         r = max(1, int(round(s * short)))
-        w = box(conf, r)
-        est = box(ab * conf, r) / w.clamp(min=1e-6)
-        trust = (w / 0.25).clamp(max=1.0)  # a quarter of the window confident: the estimate holds
+        wgt = box(den, r)
+        est = box(num, r) / wgt.clamp(min=1e-6)
+        trust = (wgt / 0.25).clamp(max=1.0)  # a quarter of the window confident: the estimate holds
         fill = fill + trust * (est - fill)
+    fill = F.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
     return ab + (1.0 - conf) * (fill - ab)
