@@ -35,7 +35,9 @@ from torch import nn
 from filmcolor.models import ModelConfig
 from filmcolor.models.layers import baked_copy, export_friendly
 
-from .trt_cache import FileLock, cache_root, slug, temp_path_for
+from filmcolor.fs import FileLock, atomic_write
+
+from .trt_cache import cache_root, slug
 
 ONNX_INPUT = "L"
 ONNX_OUTPUT = "ab"
@@ -224,18 +226,16 @@ def _export_prepared(prepared: nn.Module, config: ModelConfig, path: Path, opset
     fp32 = not isinstance(prepared, _ComputeIn)
     errors = []
     for name in order:
-        tmp = temp_path_for(path)
-        try:
+        def write(tmp: Path, name: str = name) -> None:
             _EXPORTERS[name](prepared, example, tmp, opset)
             _check_graph(tmp, config, prepared)
             if verify and fp32:  # onnxruntime's CPU kernels cannot check half/bfloat16 graphs
                 _verify(prepared, tmp)
-            os.replace(tmp, path)
-            return path
+
+        try:
+            return atomic_write(path, write)
         except Exception as exc:  # try the next exporter; report all failures if none works
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise RuntimeError(f"ONNX export of {config.architecture!r} failed: " + " | ".join(errors))
 
 

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from filmcolor.color import grey_to_lab_l
+from filmcolor.fs import FileLock, atomic_write
 
 from .export import ONNX_INPUT
-from .trt_cache import FileLock, temp_path_for
 
 QUANT_VERSION = 1  # bump when the recipe below changes: invalidates cached int8 graphs
 CALIBRATION_CLIP = "calibration.mp4"
@@ -93,19 +93,15 @@ def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, frames: 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    dst = Path(dst)
-    tmp = temp_path_for(dst)
-    try:
+    def write(tmp: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="filmcolor-quant-") as work:
             pre = Path(work) / "pre.onnx"
             # folds constants and infers shapes so every Conv gets a quantisation node
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(tmp), _reader(frames), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dst
+
+    return atomic_write(dst, write)
 
 
 def ensure_int8(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray] | None = None) -> Path:

@@ -7,28 +7,20 @@ Standard library only (no torch, no tensorrt), so it loads anywhere, fast:
   covers the render sizes and aspect ratios the pipeline will feed (same snapping as
   :func:`filmcolor.render.render_shape`).
 - :func:`engine_cache_key`: a stable hex key over everything that invalidates a built engine.
-- :class:`FileLock`: an inter-process lock, so two processes never build the same engine at once.
-- :func:`atomic_write_bytes`: write a cache file so that readers see either nothing or all of it.
+- :class:`FileLock` and :func:`atomic_write_bytes` (from :mod:`filmcolor.fs`, re-exported here): two
+  processes never build the same engine at once, and readers see either nothing or a whole file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
 import re
-import socket
-import tempfile
-import time
 from pathlib import Path
 from typing import Mapping, Sequence, Union
 
-try:  # POSIX: a kernel lock, released by the OS when its holder dies (no stale locks)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from filmcolor.fs import FileLock, LockTimeout, atomic_write_bytes, temp_path_for  # noqa: F401  (re-exported)
 
 CACHE_ENV = "FILMCOLOR_CACHE"
 KEY_VERSION = 1  # bump when the engine-building recipe changes in a way the key does not see
@@ -169,156 +161,3 @@ def engine_path(root: Path, name: str, key: str) -> Path:
 def timing_cache_path(root: Path, trt_version: str, gpu_name: str, compute_capability: Union[str, Sequence[int]]) -> Path:
     """The timing cache shared by every build on this TensorRT version and GPU model."""
     return root / "tensorrt" / f"timing-{slug(trt_version)}-{slug(gpu_name)}-sm{_norm_cc(compute_capability)}.cache"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Atomic writes and the inter-process lock
-
-
-def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, bytearray, memoryview]) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder + ``os.replace``: never a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def temp_path_for(path: Union[str, os.PathLike]) -> Path:
-    """A fresh temp-file name beside ``path`` (same file system, so ``os.replace`` is atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-class LockTimeout(TimeoutError):
-    """Another process held the lock for longer than we were willing to wait."""
-
-
-class FileLock:
-    """Inter-process exclusive lock on ``path`` (a ``.lock`` file beside the thing being built).
-
-    Uses ``fcntl.flock`` where available: the kernel releases it when the holder exits or crashes,
-    so a dead builder never blocks others. Elsewhere (or with ``use_flock=False``) it falls back to
-    creating the file with ``O_CREAT | O_EXCL``; a lock file older than ``stale_after`` seconds, or
-    whose holder (same host) is no longer running, is taken over. Not reentrant.
-    """
-
-    def __init__(self, path: Union[str, os.PathLike], *, timeout: float = 3600.0, poll: float = 0.1,
-                 stale_after: float = 3 * 3600.0, use_flock: bool | None = None) -> None:
-        self.path = Path(path)
-        self.timeout, self.poll, self.stale_after = float(timeout), float(poll), float(stale_after)
-        self.use_flock = (fcntl is not None) if use_flock is None else bool(use_flock and fcntl is not None)
-        self._fd: int | None = None
-
-    @property
-    def locked(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self, timeout: float | None = None) -> "FileLock":
-        """Block until held, or raise :class:`LockTimeout` after ``timeout`` seconds (0: try once)."""
-        if self._fd is not None:
-            raise RuntimeError(f"lock {self.path} is already held by this object")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        limit = self.timeout if timeout is None else float(timeout)
-        deadline = time.monotonic() + limit
-        while True:
-            if self._try_acquire():
-                return self
-            if time.monotonic() >= deadline:
-                raise LockTimeout(f"could not lock {self.path} within {limit:.1f} s: another process is building "
-                                  f"the same thing (delete the file if no process is)")
-            time.sleep(self.poll)
-
-    def _try_acquire(self) -> bool:
-        if self.use_flock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    return False
-                raise
-            self._fd = fd
-            _write_owner(fd)
-            return True
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if self._is_stale():
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)
-            return False
-        self._fd = fd
-        _write_owner(fd)
-        return True
-
-    def _is_stale(self) -> bool:
-        """A leftover O_EXCL lock: too old, or its holder on this host is gone."""
-        try:
-            age = time.time() - self.path.stat().st_mtime
-            owner = self.path.read_text().split()
-        except (OSError, UnicodeDecodeError):
-            return False
-        if age > self.stale_after:
-            return True
-        if len(owner) >= 2 and owner[1] == socket.gethostname() and owner[0].isdigit():
-            return not _pid_alive(int(owner[0])) and age > 1.0  # grace: the holder may be mid-write
-        return False
-
-    def release(self) -> None:
-        """Release the lock (no-op when not held)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if self.use_flock:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # the file stays: unlinking would race with waiters
-            os.close(fd)
-        else:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-
-    def __enter__(self) -> "FileLock":
-        return self if self._fd is not None else self.acquire()  # also ``with lock.acquire(timeout=...):``
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:
-            pass
-
-
-def _write_owner(fd: int) -> None:
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-    except OSError:
-        pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return True
-    return True

@@ -2,23 +2,25 @@
 
 ``Colorizer`` holds what is expensive to set up (weights, engine session). ``ChromaStream`` is one
 pass over one clip: Y planes go in in display order, (Cb, Cr) planes come out in the same order,
-delayed by the smoother's look-ahead. Nothing here touches the luma: it is passed through by callers.
+delayed by the smoother's look-ahead. Both are thin layers over :mod:`filmcolor.inference`, the one
+inference path; nothing here touches the luma: it is passed through by callers.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
 import torch
 
 from .color import YCbCrMatrix, luma_to_lab_l_lut
+from .inference import FramePredictor, Guidance, Predictor, finish_chroma, predict_ab
 from .models import load_model
 from .render import DEFAULT_RENDER_SIZE, render_shape
-from .video.chroma import fast_guided_upsample, lab_to_chroma
 from .video.formats import PlanarYUV
 
 SMOOTHING_MODES = ("window", "stream", "off")
@@ -61,7 +63,8 @@ class Colorizer:
         from .temporal.keyframes import KeyframePolicy
 
         self.keyframes = KeyframePolicy.parse(self.options.keyframes)
-        self.model_frames = 0  # frames the model has run on (keyframe inference skips some)
+        self.model_frames = 0  # frames the engine has run on (keyframe inference skips some)
+        self._model_threads = torch.get_num_threads()
 
     def describe(self) -> str:
         return f"{self.config.name} @ {self.render_size}px on {self.engine.describe()}"
@@ -75,108 +78,118 @@ class Colorizer:
         return TemporalSmoother(strength=self.options.smoothing_strength, window=self.options.window if mode == "window" else 0,
                                 device=self.device)
 
+    @property
+    def predictor(self) -> Predictor:
+        """This colorizer as the inference path sees it: the engine, render size, gain, batch."""
+        caps = self.engine.capabilities
+        return Predictor(self._infer, self.render_size, self.engine.size_multiple, self.gain,
+                         max(1, caps.preferred_batch), self.device)
+
+    def frame_predictor(self, causal: bool = False) -> FramePredictor:
+        """How a clip's frames get their a,b: engine, then the temporal smoother; with ``keyframes`` other
+        than ``all`` the engine runs on keyframes only and the rest carry a,b along the flow."""
+        if self.keyframes.every_frame:
+            return FramePredictor(self.predictor, self.new_smoother(causal))
+        from .temporal.keyframes import KeyframePredictor
+
+        return KeyframePredictor(self.predictor, self.keyframes, self.new_smoother(causal))
+
     def stream(self, width: int, height: int, layout: PlanarYUV, matrix: YCbCrMatrix, *, causal: bool = False) -> "ChromaStream":
-        return ChromaStream(self, width, height, layout, matrix, causal=causal)
+        """A :class:`ChromaStream` for one clip of this size and layout (``causal``: no look-ahead)."""
+        return ChromaStream(self.predictor, width, height, layout, matrix, frames=self.frame_predictor(causal))
+
+    def _infer(self, L: torch.Tensor) -> torch.Tensor:
+        self.model_frames += int(L.shape[0])
+        if self.engine.name == "torch" and self.device.type == "cpu":
+            with torch_threads(self._model_threads):  # the model itself may use the threads the stream gave up
+                return self.engine.infer(L.to(self.device))
+        return self.engine.infer(L.to(self.device))
 
     def infer_L(self, L: torch.Tensor) -> torch.Tensor:
         """L ``[N,1,h,w]`` at render size (any device) -> a,b on the engine's device, gain applied."""
-        self.model_frames += int(L.shape[0])
-        return self.engine.infer(L.to(self.device)) * self.gain
+        return predict_ab(self._infer, L, gain=self.gain)
 
     def close(self) -> None:
         self.engine.close()
 
 
-class _Keyed:
-    """Keyframe inference for one clip: motion tracked once per frame, shared with the smoother."""
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block (None: unchanged), then restored.
 
-    def __init__(self, colorizer: Colorizer) -> None:
-        from .temporal.keyframes import KeyframeInference
-        from .temporal.motion import MotionTracker
-
-        self.tracker = MotionTracker()
-        self.inference = KeyframeInference(colorizer.keyframes, colorizer.infer_L)
-
-    def reset(self) -> None:
-        self.tracker.reset()
-        self.inference.reset()
-
-    def __call__(self, L: torch.Tensor):
-        """L ``[1,1,h,w]`` on the engine's device -> (Motion, a,b ``[1,2,h,w]``)."""
-        motion = self.tracker(L)
-        return motion, self.inference(L, motion)
+    The stream's tensor work (L lookup, flow warps, smoothing, chroma finish) is many small ops; split over
+    both cores they wait for a core that the decoder, x264 or the engine's own pool holds, and OpenMP's
+    spin-waiting burns it. One thread made a 720p colorize run 3.8x faster on 2 busy cores (whole process,
+    paired runs); ONNX Runtime keeps its own pool, and the torch engine gets its threads back in ``_infer``.
+    """
+    if n is None or torch.get_num_threads() == n:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class ChromaStream:
-    """One clip: ``push(y, tag)`` returns ``[(tag, cb, cr), ...]`` ready so far, in order; ``flush()`` the rest."""
+    """One clip: ``push(y, tag)`` returns ``[(tag, cb, cr), ...]`` ready so far, in order; ``flush()`` the rest.
 
-    def __init__(self, colorizer: Colorizer, width: int, height: int, layout: PlanarYUV, matrix: YCbCrMatrix,
-                 *, causal: bool = False) -> None:
-        self.c, self.layout, self.matrix = colorizer, layout, matrix
+    The code-plane wrapper of the one inference path (:mod:`filmcolor.inference`): integer Y' planes of
+    ``layout`` in, integer Cb/Cr planes of ``layout`` out. A frame's a,b at render size come from
+    ``frames`` (engine -> temporal stage, see :class:`~filmcolor.inference.FramePredictor`); the chroma
+    finish is :func:`~filmcolor.inference.finish_chroma`, guided by the frame's own luma.
+    """
+
+    def __init__(self, predictor: Predictor, width: int, height: int, layout: PlanarYUV, matrix: YCbCrMatrix,
+                 *, frames: FramePredictor | None = None) -> None:
+        self.layout, self.matrix = layout, matrix
         self.width, self.height = width, height
-        multiple = colorizer.engine.size_multiple
-        self.rh, self.rw = render_shape(height, width, colorizer.render_size, multiple)
+        self.rh, self.rw = render_shape(height, width, predictor.render_size, predictor.multiple)
         self.cw, self.ch = layout.chroma_size(width, height)
         self.lut = luma_to_lab_l_lut(layout.code_range).numpy()
         self.y_scale = float((1 << layout.bits) - 1)
-        self.smoother = colorizer.new_smoother(causal)
-        self.batch = max(1, colorizer.engine.capabilities.preferred_batch)
-        self.keyed = None if colorizer.keyframes.every_frame else _Keyed(colorizer)
-        if self.keyed is not None:
-            self.batch = 1  # the model runs on the frames the policy picks, one at a time
-        self._pending: list[tuple[Any, np.ndarray, np.ndarray]] = []  # waiting for inference
-        self._waiting: deque = deque()  # inferred, waiting for the smoother: (tag, L, y_lo, y_hi)
+        self.frames = frames if frames is not None else FramePredictor(predictor)
+        self.on_cpu = predictor.device.type == "cpu"
+        self._waiting: deque = deque()  # pushed, a,b not yet back: (tag, L, y_lo, y_hi)
 
     @property
     def latency(self) -> int:
-        return (self.smoother.latency if self.smoother else 0) + self.batch - 1
+        """Pushes between a frame going in and its chroma coming out."""
+        return self.frames.latency
+
+    @property
+    def render_hw(self) -> tuple[int, int]:
+        """(h, w) where the model runs: the size guidance must have."""
+        return self.rh, self.rw
 
     def reset(self) -> None:
         """Scene cut known to the caller: forget temporal state."""
-        if self.smoother is not None:
-            self.smoother.reset()
-        if self.keyed is not None:
-            self.keyed.reset()
+        self.frames.reset()
 
-    def push(self, y: np.ndarray, tag: Any = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-        """Queue the luma plane ``y`` ``[H,W]`` (integer codes of the layout's depth)."""
+    def push(self, y: np.ndarray, tag: Any = None, guidance: Guidance = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """Queue the luma plane ``y`` ``[H,W]`` (integer codes of the layout's depth); optional guidance."""
+        with torch_threads(1 if self.on_cpu else None):
+            return self._push(y, tag, guidance)
+
+    def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         y_lo = cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA)
         y_hi = y if (self.cw, self.ch) == (self.width, self.height) else cv2.resize(
             y, (self.cw, self.ch), interpolation=cv2.INTER_AREA)
-        self._pending.append((tag, y_lo, y_hi))
-        return self._run() if len(self._pending) >= self.batch else []
+        L = torch.from_numpy(self.lut[y_lo])[None]
+        self._waiting.append((tag, L, y_lo, y_hi))
+        return [self._finish(ab) for ab in self.frames.push(L, guidance)]
 
     def flush(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-        out = self._run() if self._pending else []
-        if self.smoother is not None:
-            out += [self._finish(ab) for ab in self.smoother.flush()]
-        return out
-
-    def _run(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-        pending, self._pending = self._pending, []
-        L = torch.from_numpy(np.stack([self.lut[y_lo] for _, y_lo, _ in pending]))[:, None]
-        motion = None
-        if self.keyed is None:
-            ab = self.c.infer_L(L)
-            L = L.to(ab.device)
-        else:
-            L = L.to(self.c.device)
-            motion, ab = self.keyed(L)
-        out = []
-        for i, (tag, y_lo, y_hi) in enumerate(pending):
-            self._waiting.append((tag, L[i], y_lo, y_hi))
-            if self.smoother is None:
-                out.append(self._finish(ab[i]))
-            else:
-                out += [self._finish(a) for a in self.smoother.push(L[i], ab[i], motion)]
-        return out
+        with torch_threads(1 if self.on_cpu else None):
+            return [self._finish(ab) for ab in self.frames.flush()]
 
     def _finish(self, ab: torch.Tensor) -> tuple[Any, np.ndarray, np.ndarray]:
         tag, L, y_lo, y_hi = self._waiting.popleft()
-        dev = ab.device
-        cbcr = lab_to_chroma(L[None], ab[None], self.matrix)
-        g_lo = torch.from_numpy(y_lo.astype(np.float32)).to(dev)[None, None] / self.y_scale
-        g_hi = torch.from_numpy(y_hi.astype(np.float32)).to(dev)[None, None] / self.y_scale
-        cbcr = fast_guided_upsample(cbcr, g_lo, g_hi)
-        codes = self.layout.code_range.c_from_unit(cbcr[0]).cpu().numpy().astype(self.layout.dtype)
+        g_lo = torch.from_numpy(y_lo.astype(np.float32))[None, None] / self.y_scale
+        g_hi = torch.from_numpy(y_hi.astype(np.float32))[None, None] / self.y_scale
+        with torch.inference_mode():
+            cbcr = finish_chroma(L[None], ab[None], g_lo, g_hi, self.matrix)
+            codes = self.layout.code_range.c_from_unit(cbcr[0]).cpu().numpy().astype(self.layout.dtype)
         return tag, codes[0], codes[1]

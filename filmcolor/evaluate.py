@@ -1,7 +1,14 @@
-"""Evaluate a generator on a folder of colour images: its metrics beside the zero-chroma baseline.
+"""Evaluate a generator on a folder of colour images: its metrics beside two grey baselines.
 
-The baseline is the truth's own L with a = b = 0 (a grey picture): a model must beat it to be worth
-running. Reports means over images; writes a markdown report and a grid picture on request.
+The model's picture is exactly what ``filmcolor colorize`` writes for the image (same path, same file
+format, decoded again). Two baselines, both without colour, say what a model must beat:
+
+- ``grey_input``: the grey picture as users see it, the image's own Y' shown as grey (what colorize
+  keeps and what ``ffmpeg -vf format=gray`` shows): colorize's output with zero chroma.
+- ``baseline``: the truth's own Lab L with a = b = 0 (zero chroma at the true lightness).
+
+Reports means over images, ratios against both baselines; writes a markdown report and a grid picture
+on request. Training validation calls :func:`evaluate_images` with its own generator.
 """
 
 from __future__ import annotations
@@ -16,41 +23,67 @@ import numpy as np
 import torch
 
 from .color import lab_to_rgb, rgb_to_lab
+from .fs import find_images
+from .images import colorize_array, encode_image, read_image
+from .inference import Predictor
 from .metrics import ciede2000, colourfulness, psnr
-from .render import predict_ab
-from .train.data import find_images
+from .video.formats import choose_matrix
+from .video.rgb import rgb_to_luma
 
 METRICS = ("psnr", "ciede2000", "colourfulness")
 
 
-def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """``[3,H,W]`` float in [0, 1] -> ``[H,W,3]`` uint8."""
-    return (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An 8- or 16-bit grey or RGB array -> ``[H,W,3]`` uint8 RGB (what the metrics take)."""
+    if image.dtype == np.uint16:
+        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
-def colorize_rgb(infer: Callable[[torch.Tensor], torch.Tensor], rgb8: np.ndarray, render_size: int,
-                 chroma_gain: float = 1.0, multiple: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Colorize the luminance of ``rgb8`` ``[H,W,3]``; returns (colorized, zero-chroma) uint8 RGB."""
-    rgb = torch.from_numpy(rgb8).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    L = rgb_to_lab(rgb)[:, :1]
-    with torch.inference_mode():
-        ab = predict_ab(infer, L, render_size, multiple) * chroma_gain
-    out = lab_to_rgb(torch.cat((L, ab), 1))[0]
-    grey = lab_to_rgb(torch.cat((L, torch.zeros_like(ab)), 1))[0]
-    return to_uint8(out), to_uint8(grey)
+def colorize_as_written(predictor: Predictor, image: np.ndarray, suffix: str) -> np.ndarray:
+    """What ``colorize`` writes for ``image`` into a file ending in ``suffix``, decoded again."""
+    data = encode_image(colorize_array(predictor, image), suffix)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else bgr
+
+
+def grey_input(image: np.ndarray) -> np.ndarray:
+    """The image as its grey input shows it: its Y' (as the colorize path computes it) in all three channels."""
+    if image.ndim == 2:
+        return to_uint8(image)
+    bits = 8 if image.dtype == np.uint8 else 16
+    return to_uint8(rgb_to_luma(image, choose_matrix(None, image.shape[0]), bits, True))
+
+
+def zero_chroma(truth8: np.ndarray) -> np.ndarray:
+    """The truth's own Lab L with a = b = 0, as uint8 RGB."""
+    L = rgb_to_lab(torch.from_numpy(truth8).permute(2, 0, 1).float().div(255)[None])[:, :1]
+    grey = lab_to_rgb(torch.cat((L, torch.zeros_like(L), torch.zeros_like(L)), 1))[0]
+    return (grey.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def scores(image: np.ndarray, truth8: np.ndarray) -> dict[str, float]:
+    return {"psnr": psnr(image, truth8), "ciede2000": ciede2000(image, truth8), "colourfulness": colourfulness(image)}
 
 
 @dataclass
 class ImageReport:
     images: int
     model: dict[str, float]
-    baseline: dict[str, float]
+    baseline: dict[str, float]          # zero chroma at the truth's Lab L
+    grey_input: dict[str, float]        # the image's own Y' shown as grey (what the user starts from)
     truth_colourfulness: float
     per_image: list[dict] = field(default_factory=list)
 
     @property
     def ciede_ratio(self) -> float:
+        """Model CIEDE2000 / zero-chroma baseline's (below 1: better than no colour at the true L)."""
         return self.model["ciede2000"] / self.baseline["ciede2000"]
+
+    @property
+    def ciede_ratio_grey(self) -> float:
+        """Model CIEDE2000 / the grey input's (below 1: better than what the user starts from)."""
+        return self.model["ciede2000"] / self.grey_input["ciede2000"]
 
     @property
     def colourfulness_ratio(self) -> float:
@@ -60,32 +93,32 @@ class ImageReport:
         d = asdict(self)
         d.pop("per_image")
         d["ciede2000_ratio_to_baseline"] = self.ciede_ratio
+        d["ciede2000_ratio_to_grey_input"] = self.ciede_ratio_grey
         d["colourfulness_ratio_to_truth"] = self.colourfulness_ratio
         return d
 
     def markdown(self, title: str = "filmcolor evaluation") -> str:
+        m, b, g = self.model, self.baseline, self.grey_input
         rows = [f"# {title}", "", f"{self.images} images.", "",
-                "| metric | model | zero-chroma baseline | truth |", "| --- | --- | --- | --- |"]
-        rows.append(f"| PSNR (dB, higher is better) | {self.model['psnr']:.2f} | {self.baseline['psnr']:.2f} | |")
-        rows.append(f"| CIEDE2000 (lower is better) | {self.model['ciede2000']:.3f} | {self.baseline['ciede2000']:.3f} | |")
-        rows.append(f"| colourfulness | {self.model['colourfulness']:.2f} | {self.baseline['colourfulness']:.2f} "
+                "| metric | model | grey input (Y') | zero chroma (true L) | truth |", "| --- | --- | --- | --- | --- |"]
+        rows.append(f"| PSNR (dB, higher is better) | {m['psnr']:.2f} | {g['psnr']:.2f} | {b['psnr']:.2f} | |")
+        rows.append(f"| CIEDE2000 (lower is better) | {m['ciede2000']:.3f} | {g['ciede2000']:.3f} | {b['ciede2000']:.3f} | |")
+        rows.append(f"| colourfulness | {m['colourfulness']:.2f} | {g['colourfulness']:.2f} | {b['colourfulness']:.2f} "
                     f"| {self.truth_colourfulness:.2f} |")
-        rows += ["", f"CIEDE2000 ratio to baseline: {self.ciede_ratio:.3f}; "
-                 f"colourfulness ratio to truth: {self.colourfulness_ratio:.3f}", ""]
+        rows += ["", f"CIEDE2000 ratio to the grey input: {self.ciede_ratio_grey:.3f}; to zero chroma: "
+                 f"{self.ciede_ratio:.3f}; colourfulness ratio to truth: {self.colourfulness_ratio:.3f}", ""]
         return "\n".join(rows)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {str(path)!r}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def evaluate_images(infer: Callable[[torch.Tensor], torch.Tensor] | Predictor, folder: str | Path, *,
+                    render_size: int = 256, chroma_gain: float = 1.0, limit: int | None = None,
+                    grid: str | Path | None = None, grid_rows: int = 8, multiple: int = 32) -> ImageReport:
+    """Metrics of a model on the images of ``folder`` (every ``len/limit``-th if limited).
 
-
-def evaluate_images(infer: Callable[[torch.Tensor], torch.Tensor], folder: str | Path, *, render_size: int = 256,
-                    chroma_gain: float = 1.0, limit: int | None = None, grid: str | Path | None = None,
-                    grid_rows: int = 8, multiple: int = 32) -> ImageReport:
-    """Metrics of ``infer`` (L -> a,b in Lab units) on the images of ``folder`` (every ``len/limit``-th if limited)."""
+    ``infer`` is a :class:`~filmcolor.inference.Predictor` (e.g. ``Colorizer.predictor``) or a bare
+    L -> a,b callable in Lab units, run at ``render_size`` with ``chroma_gain`` (training validation).
+    """
+    predictor = infer if isinstance(infer, Predictor) else Predictor(infer, render_size, multiple, chroma_gain)
     paths = find_images(folder)
     if limit and len(paths) > limit:
         paths = paths[:: max(1, len(paths) // limit)][:limit]
@@ -93,14 +126,12 @@ def evaluate_images(infer: Callable[[torch.Tensor], torch.Tensor], folder: str |
         raise ValueError(f"no images in {str(folder)!r}")
     per_image, tiles = [], []
     for i, p in enumerate(paths):
-        truth = read_rgb(p)
-        out, grey = colorize_rgb(infer, truth, render_size, chroma_gain, multiple)
-        per_image.append({
-            "image": p.name,
-            "model": {"psnr": psnr(out, truth), "ciede2000": ciede2000(out, truth), "colourfulness": colourfulness(out)},
-            "baseline": {"psnr": psnr(grey, truth), "ciede2000": ciede2000(grey, truth), "colourfulness": colourfulness(grey)},
-            "truth_colourfulness": colourfulness(truth),
-        })
+        image = read_image(p)
+        truth = to_uint8(image)
+        out = to_uint8(colorize_as_written(predictor, image, p.suffix))
+        grey = grey_input(image)
+        per_image.append({"image": p.name, "model": scores(out, truth), "baseline": scores(zero_chroma(truth), truth),
+                          "grey_input": scores(grey, truth), "truth_colourfulness": colourfulness(truth)})
         if grid is not None and len(tiles) < grid_rows and i % max(1, len(paths) // grid_rows) == 0:
             tiles.append(grid_row(grey, out, truth))
     mean = lambda key, m: float(np.mean([r[key][m] for r in per_image]))  # noqa: E731
@@ -108,6 +139,7 @@ def evaluate_images(infer: Callable[[torch.Tensor], torch.Tensor], folder: str |
         images=len(per_image),
         model={m: mean("model", m) for m in METRICS},
         baseline={m: mean("baseline", m) for m in METRICS},
+        grey_input={m: mean("grey_input", m) for m in METRICS},
         truth_colourfulness=float(np.mean([r["truth_colourfulness"] for r in per_image])),
         per_image=per_image,
     )

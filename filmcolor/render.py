@@ -3,8 +3,6 @@ the aspect ratio is kept; a,b come back at the caller's resolution."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
@@ -30,11 +28,3 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
         return F.interpolate(x, size=size, mode="area")
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def predict_ab(infer: Callable[[torch.Tensor], torch.Tensor], L: torch.Tensor, render_size: int,
-               multiple: int = 32) -> torch.Tensor:
-    """L ``[N,1,H,W]`` (Lab units) -> a,b ``[N,2,H,W]``: the model runs at render size, bilinear back."""
-    h, w = L.shape[-2:]
-    small = resize(L, render_shape(h, w, render_size, multiple))
-    return resize(infer(small), (h, w))

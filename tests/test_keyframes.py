@@ -123,8 +123,9 @@ def test_fill_takes_the_neighbours_colour_where_confidence_is_low(device: torch.
     torch.testing.assert_close(out[..., 20:30, 20:30], torch.full_like(out[..., 20:30, 20:30], 20.0).index_fill(
         1, torch.tensor([1], device=device), 0.0), atol=1e-3, rtol=0)
     torch.testing.assert_close(out[..., :10, :], ab[..., :10, :])  # confident pixels are untouched
-    half = fill_low_confidence(ab, conf * 0 + 0.5)  # uniform confidence: half own colour, half the local mean
+    half = fill_low_confidence(ab, conf * 0 + 0.25)  # under the threshold (0.5): half own colour, half the local mean
     assert -50.0 < float(half[0, 0, 21, 21]) < -15.0 and float(half[0, 0, 0, 0]) == pytest.approx(20.0)
+    torch.testing.assert_close(fill_low_confidence(ab, conf * 0 + 0.6), ab)  # confident enough: untouched
 
 
 def cli(*args, timeout=180):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +95,7 @@ class KeyframeInference:
     ``stats`` counts frames and keyframes by reason.
     """
 
-    def __init__(self, policy: KeyframePolicy, infer: Callable[[torch.Tensor], torch.Tensor], *,
+    def __init__(self, policy: KeyframePolicy, infer: Callable[..., torch.Tensor], *,
                  decay: float = DEFAULT_DECAY, fill: bool = True) -> None:
         self.policy = policy
         self.infer = infer
@@ -110,16 +110,20 @@ class KeyframeInference:
         self._since_key = 0
 
     @torch.no_grad()
-    def __call__(self, L: torch.Tensor, motion: Motion) -> torch.Tensor:
+    def __call__(self, L: torch.Tensor, motion: Motion, guidance: Any = None) -> torch.Tensor:
+        """``guidance`` (hint a,b and mask, see :mod:`filmcolor.inference`) makes the frame a keyframe and
+        is passed to ``infer(L, guidance)``."""
         L = L.reshape(1, 1, *L.shape[-2:])
         self._since_key += 1
         carried = conf = None
         if self._prop.active and not motion.new_shot:
             carried, conf = self._prop.step(L, motion.flow)
         why = self.policy.reason(motion, self._since_key, None if conf is None else float(conf.mean()), min(L.shape[-2:]))
+        if guidance is not None:
+            why = why or "guidance"
         self.stats["frames"] += 1
         if why is not None:
-            ab = self.infer(L)
+            ab = self.infer(L) if guidance is None else self.infer(L, guidance)
             self._prop.start(L, ab)
             self._since_key = 0
             self.stats["keyframes"] += 1
@@ -132,8 +136,10 @@ class KeyframeInference:
 
 
 def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[float, ...] = (1 / 16, 1 / 4),
-                        coarse: int = 8) -> torch.Tensor:
-    """``ab`` where ``conf`` is high; where low, the confidence-weighted mean of ``ab`` around the pixel.
+                        coarse: int = 8, below: float = 0.5) -> torch.Tensor:
+    """``ab`` where ``conf`` is at least ``below``; under it, blended (fully at 0) towards the
+    confidence-weighted mean of ``ab`` around the pixel. The threshold keeps the per-step decay alone
+    from pulling well-carried colour towards the blurred fill.
 
     Normalised convolution (Knutsson & Westin 1993) with box windows of radius ``scale x short side``, the
     coarser scale first and the finer one where its window holds enough confidence. The means are taken
@@ -155,4 +161,65 @@ def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[floa
         trust = (wgt / 0.25).clamp(max=1.0)  # a quarter of the window confident: the estimate holds
         fill = fill + trust * (est - fill)
     fill = F.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
-    return ab + (1.0 - conf) * (fill - ab)
+    return ab + (1.0 - conf / below).clamp_(0.0, 1.0) * (fill - ab)
+
+
+class KeyframePredictor:
+    """The pipeline's per-frame hook (the :class:`~filmcolor.inference.FramePredictor` contract: ``push``,
+    ``flush``, ``reset``, ``latency``) with keyframe inference in place of the engine on every frame.
+
+    Per frame, on the engine's device: one :class:`~.motion.MotionTracker` step (scene cut + DIS flow at
+    render size), :class:`KeyframeInference` (the engine on keyframes, carried a,b otherwise), then the
+    temporal stage, which gets the same motion, so the flow is computed once per frame.
+    """
+
+    def __init__(self, predictor: Any, policy: KeyframePolicy, temporal: Any = None, *,
+                 decay: float = DEFAULT_DECAY) -> None:
+        from .motion import MotionTracker
+
+        self.p, self.temporal = predictor, temporal
+        self.batch = 1   # the engine runs on the frames the policy picks, one at a time
+        self.tracker = MotionTracker()
+        self.inference = KeyframeInference(policy, self._model, decay=decay)
+        from .smoother import TemporalSmoother
+
+        self._motion_aware = isinstance(temporal, TemporalSmoother)  # takes the tracker's cuts and flow
+
+    @property
+    def latency(self) -> int:
+        return self.temporal.latency if self.temporal is not None else 0
+
+    @property
+    def stats(self) -> Counter[str]:
+        return self.inference.stats
+
+    def _model(self, L: torch.Tensor, guidance: Any = None) -> torch.Tensor:
+        from ..inference import predict_ab
+
+        return predict_ab(self.p.infer, L, gain=self.p.gain, guidance=guidance)
+
+    def push(self, L: torch.Tensor, guidance: Any = None) -> list[torch.Tensor]:
+        """One frame's L ``[1,h,w]`` (Lab units, render size) -> the a,b ``[2,h,w]`` of the frames ready now."""
+        with torch.inference_mode():
+            L = L.reshape(1, 1, *L.shape[-2:]).to(self.p.device)
+            motion = self.tracker(L)
+            ab = self.inference(L, motion, guidance)
+            if self.temporal is None:
+                return [ab[0]]
+            if self._motion_aware:
+                return self.temporal.push(L[0], ab[0], motion)
+            return self.temporal.push(L[0], ab[0])
+
+    def flush(self) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            out = self.temporal.flush() if self.temporal is not None else []
+        self.tracker.reset()
+        self.inference.reset()
+        return out
+
+    def reset(self) -> None:
+        """A scene cut known to the caller: the next frame is a keyframe and starts a shot."""
+        self.tracker.reset()
+        self.inference.reset()
+        if self.temporal is not None:
+            self.temporal.reset()

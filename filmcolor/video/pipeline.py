@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from ..colorizer import Colorizer
+from ..fs import check_paths, temp_path  # noqa: F401  (check_paths: re-exported for callers)
 from .formats import FormatError, choose_matrix, grey_bits, output_defaults, parse_planar
 from .planes import new_yuv_frame, plane_view
 
@@ -61,29 +62,6 @@ class Progress:
     frames: int
     total: int | None
     fps: float
-
-
-def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    if "%" in src.name:  # an image sequence pattern (scan_%06d.png): PyAV's image2 demuxer reads it
-        if not src.parent.is_dir():
-            raise FormatError(f"folder of image sequence {str(src)!r} does not exist")
-    elif not src.exists():
-        raise FormatError(f"input {str(src)!r} does not exist")
-    elif src.is_dir():
-        raise FormatError(f"input {str(src)!r} is a folder; give a video file")
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise FormatError("output is the same file as the input; choose another output path")
-    if not dst.parent.exists():
-        raise FormatError(f"output folder {str(dst.parent)!r} does not exist")
-    if not os.access(dst.parent, os.W_OK):
-        raise FormatError(f"output folder {str(dst.parent)!r} is not writable")
-    if dst.exists() and not overwrite:
-        raise FormatError(f"output {str(dst)!r} exists; pass --overwrite to replace it")
-
-
-def temp_path(dst: Path) -> Path:
-    """Where the output is written until complete: a hidden name that never looks finished."""
-    return dst.with_name(f".{dst.stem}.filmcolor-partial-{os.getpid()}{dst.suffix}")
 
 
 def container_options(dst: Path, time_base: Fraction) -> dict[str, str]:

@@ -30,8 +30,9 @@ def rgb_to_luma(rgb: np.ndarray, matrix: YCbCrMatrix, bits: int = 8, full_range:
 
 
 def ycbcr_planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, layout: PlanarYUV,
-                        matrix: YCbCrMatrix) -> np.ndarray:
-    """Integer Y', Cb, Cr planes of ``layout`` -> ``[H,W,3]`` R'G'B' uint8 (chroma resized up if subsampled)."""
+                        matrix: YCbCrMatrix, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Integer Y', Cb, Cr planes of ``layout`` -> ``[H,W,3]`` R'G'B' of ``dtype`` (uint8 or uint16;
+    chroma resized up if subsampled)."""
     h, w = y.shape
     if cb.shape != y.shape:
         import cv2
@@ -42,6 +43,8 @@ def ycbcr_planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, layout: P
     yt = rng.y_to_unit(torch.from_numpy(y.astype(np.float32)))[None]
     ct = rng.c_to_unit(torch.from_numpy(np.stack((cb, cr)).astype(np.float32)))
     rgb = ycbcr_to_rgb(yt, ct, matrix)
+    if np.dtype(dtype) == np.uint16:
+        return np.ascontiguousarray((rgb * 65535).round_().to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16))
     return np.ascontiguousarray((rgb * 255).round_().to(torch.uint8).permute(1, 2, 0).numpy())
 
 

@@ -1,0 +1,160 @@
+"""The one inference path: luminance in, chroma at output resolution out.
+
+Every entry point (files, stills, the pipe, the plugins, the Python API, ``preview``, ``evaluate`` and
+training validation) goes through the same three steps, kornia style: pure tensor functions with their
+shapes stated, and one thin stateful wrapper (:class:`FramePredictor`) for what must carry across frames.
+
+1. :func:`predict_ab`: Lab L at render size -> a,b at render size (the model, gain, optional guidance).
+2. temporal stage: a,b of a frame -> a,b of that frame carried/smoothed across time (may delay frames).
+3. :func:`finish_chroma`: (L, a,b) at render size -> (Cb, Cr) at the output's chroma-plane size, upsampled
+   edge-aware along the source's own luma.
+
+:func:`chroma_from_luma` is steps 1-3 for a batch with a zero-delay temporal step;
+:class:`~filmcolor.colorizer.ChromaStream` runs the same steps over a stream, with the delaying stages.
+Luma is never touched here: callers keep the source's own Y' plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
+
+import torch
+
+from .color import YCbCrMatrix
+from .video.chroma import fast_guided_upsample, lab_to_chroma
+
+Infer = Callable[[torch.Tensor], torch.Tensor]
+"""A model: L ``[N,1,h,w]`` float32 Lab units (0..100), any device -> a,b ``[N,2,h,w]`` Lab units."""
+
+Guidance = Optional[tuple[torch.Tensor, torch.Tensor]]
+"""``(hint_ab [N,2,h,w] Lab units, mask [N,1,h,w] in [0,1])`` at render size; None = automatic."""
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """What the inference path needs of a model, whoever holds it (a Colorizer, the training loop)."""
+
+    infer: Infer
+    render_size: int
+    multiple: int = 32                      # render sides are multiples of this (the model's)
+    gain: float = 1.0                       # multiplies a,b: saturation x the model's calibrated gain
+    batch: int = 1                          # frames per infer() call that pay off
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where infer() returns a,b
+
+
+def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Guidance = None) -> torch.Tensor:
+    """L ``[N,1,h,w]`` (Lab units, render size) -> a,b ``[N,2,h,w]`` on ``infer``'s device, gain applied.
+
+    ``guidance`` (hint a,b and mask at render size) sets a,b to the hint where the mask is 1 and blends
+    linearly where it is between 0 and 1: user hints and reference colours are kept as given. Models that
+    take guidance as input would receive it here; today's models are automatic.
+    """
+    ab = infer(L) * gain
+    if guidance is not None:
+        hint, mask = (t.to(ab.device, ab.dtype) for t in guidance)
+        if hint.shape != ab.shape or mask.shape != (ab.shape[0], 1, *ab.shape[-2:]):
+            raise ValueError(f"guidance must be a,b {tuple(ab.shape)} and mask {(ab.shape[0], 1, *ab.shape[-2:])}, "
+                             f"got {tuple(hint.shape)} and {tuple(mask.shape)}")
+        ab = ab + mask * (hint - ab)
+    return ab
+
+
+def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
+                  matrix: YCbCrMatrix) -> torch.Tensor:
+    """(L ``[N,1,h,w]``, a,b ``[N,2,h,w]``) at render size -> (Cb, Cr) ``[N,2,H,W]`` in [-0.5, 0.5].
+
+    ``guide_lo`` ``[N,1,h,w]`` and ``guide_hi`` ``[N,1,H,W]`` are the source's luma in [0, 1] at render size
+    and at the output's chroma-plane size; the guided filter takes edges from them, so colour follows
+    the picture's own edges. ``matrix`` is the output's Y'CbCr matrix.
+    """
+    cbcr = lab_to_chroma(L.to(ab.device), ab, matrix)
+    return fast_guided_upsample(cbcr, guide_lo.to(ab.device), guide_hi.to(ab.device))
+
+
+def chroma_from_luma(infer: Infer, L: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
+                     matrix: YCbCrMatrix, *, gain: float = 1.0, guidance: Guidance = None,
+                     temporal: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Luminance -> chroma at output resolution, for one batch: ``finish_chroma(temporal(predict_ab(...)))``.
+
+    Shapes as in :func:`predict_ab` and :func:`finish_chroma`; returns (Cb, Cr) ``[N,2,H,W]`` in [-0.5, 0.5].
+    ``temporal(L, ab) -> ab`` is a zero-delay temporal step (None: frames independent); streams whose
+    temporal stage holds frames back use :class:`FramePredictor`, which runs the same steps.
+    """
+    with torch.inference_mode():
+        ab = predict_ab(infer, L, gain=gain, guidance=guidance)
+        if temporal is not None:
+            ab = temporal(L.to(ab.device), ab)
+        return finish_chroma(L, ab, guide_lo, guide_hi, matrix)
+
+
+class TemporalStage(Protocol):
+    """A stateful a,b stage between the model and the chroma finish (the smoother, a propagator).
+
+    Every frame pushed comes out exactly once, in order, ``latency`` pushes later or from ``flush``.
+    """
+
+    latency: int
+
+    def push(self, L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]: ...  # [1,h,w], [2,h,w] -> [[2,h,w]]
+
+    def flush(self) -> list[torch.Tensor]: ...
+
+    def reset(self) -> None: ...
+
+
+class FramePredictor:
+    """Per-frame a,b at render size, in push order: engine (batched) -> temporal stage.
+
+    ``push(L, guidance)`` takes one frame's L ``[1,h,w]`` (Lab units) and returns the a,b ``[2,h,w]`` of the
+    frames that are ready (oldest first); ``flush()`` returns the rest. This is the one place that decides
+    how a frame's a,b is made, so it is the hook for keyframe inference and propagation: a subclass (or any
+    object with ``push``/``flush``/``reset``/``latency``) may skip the engine on some frames and carry a,b
+    from a keyframe instead; :meth:`~filmcolor.colorizer.Colorizer.frame_predictor` says which one a clip gets.
+    """
+
+    def __init__(self, predictor: Predictor, temporal: TemporalStage | None = None) -> None:
+        self.p, self.temporal = predictor, temporal
+        self.batch = max(1, int(predictor.batch))
+        self._pending: list[tuple[torch.Tensor, Guidance]] = []
+
+    @property
+    def latency(self) -> int:
+        return (self.temporal.latency if self.temporal is not None else 0) + self.batch - 1
+
+    def push(self, L: torch.Tensor, guidance: Guidance = None) -> list[torch.Tensor]:
+        self._pending.append((L, guidance))
+        return self._run() if len(self._pending) >= self.batch else []
+
+    def flush(self) -> list[torch.Tensor]:
+        out = self._run() if self._pending else []
+        if self.temporal is not None:
+            out += self.temporal.flush()
+        return out
+
+    def reset(self) -> None:
+        """A scene cut known to the caller: forget temporal state (frames held back still come out)."""
+        if self.temporal is not None:
+            self.temporal.reset()
+
+    def _run(self) -> list[torch.Tensor]:
+        pending, self._pending = self._pending, []
+        L = torch.stack([frame for frame, _ in pending])
+        with torch.inference_mode():
+            ab = predict_ab(self.p.infer, L, gain=self.p.gain, guidance=_stack_guidance([g for _, g in pending], L))
+            if self.temporal is None:
+                return list(ab)
+            L = L.to(ab.device)
+            return [out for i in range(len(pending)) for out in self.temporal.push(L[i], ab[i])]
+
+
+def _stack_guidance(items: list[Guidance], L: torch.Tensor) -> Guidance:
+    """Per-frame guidance -> one batch (frames without guidance get a zero mask); None when none has any."""
+    if all(g is None for g in items):
+        return None
+    n, _, h, w = L.shape
+    hint, mask = torch.zeros(n, 2, h, w), torch.zeros(n, 1, h, w)
+    for i, g in enumerate(items):
+        if g is not None:
+            hint[i], mask[i] = g[0].reshape(2, h, w), g[1].reshape(1, h, w)
+    return hint, mask
