@@ -19,7 +19,7 @@ import typer
 
 from . import __version__
 from .cli_base import AppGroup, AppTyper, flag, run_app, write_atomic
-from .cli_checks import (check_output_not_folder, check_picture_output, check_preset, check_render_size,
+from .cli_checks import (check_keyframes, check_output_not_folder, check_picture_output, check_preset, check_render_size,
                          check_start_inside, check_times)
 from .errors import UsageError
 
@@ -143,6 +143,7 @@ def colorize(
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
     check_render_size(render_size)
+    check_keyframes(keyframes)
     check_times(start, end)
     _check_smoothing(smoothing)
     check_output_not_folder(input, output)

@@ -27,6 +27,13 @@ def check_render_size(render_size: int | None) -> None:
                          f"use {lo} or {lo + RENDER_MULTIPLE}")
 
 
+def check_keyframes(text: str) -> None:
+    """``--keyframes`` before any work, without importing torch: the policy parser itself says why not."""
+    t = text.strip().lower()
+    if t not in ("all", "auto") and not (t.isdigit() and int(t) >= 1):
+        raise UsageError(f"--keyframes must be all, auto or a positive whole number, got {text!r}")
+
+
 def check_times(start: float | None, end: float | None) -> None:
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--end {end:g} must be after --start {start:g}")

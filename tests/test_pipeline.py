@@ -144,7 +144,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path, tiny_model_path, monkeypatch
     calls = {"n": 0}
     real = c.engine.infer
 
-    def boom(L):
+    def boom(L, guidance=None):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt

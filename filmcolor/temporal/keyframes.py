@@ -47,7 +47,9 @@ class KeyframePolicy:
 
     @classmethod
     def parse(cls, text: str | int) -> "KeyframePolicy":
-        """``all`` | ``auto`` | a positive integer N; ValueError with a one-line reason otherwise."""
+        """``all`` | ``auto`` | a positive integer N; :class:`~filmcolor.errors.UsageError` (one line) otherwise."""
+        from ..errors import UsageError
+
         t = str(text).strip().lower()
         if t == "all":
             return cls(interval=1)
@@ -56,9 +58,9 @@ class KeyframePolicy:
         try:
             n = int(t)
         except ValueError:
-            raise ValueError(f"--keyframes must be all, auto or a positive whole number, got {text!r}") from None
+            raise UsageError(f"--keyframes must be all, auto or a positive whole number, got {text!r}") from None
         if n < 1:
-            raise ValueError(f"--keyframes N must be at least 1, got {n}")
+            raise UsageError(f"--keyframes N must be at least 1, got {n}")
         return cls(interval=n)
 
     @property

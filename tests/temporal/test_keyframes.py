@@ -137,10 +137,10 @@ def test_cli_keyframes_option(tmp_path, tiny_model_path) -> None:
     src = make_clip(tmp_path / "in.mp4", frames=10, size=(96, 64))
     for setting in ("auto", "3"):
         dst = tmp_path / f"out{setting}.mkv"
-        r = cli("colorize", src, dst, "-m", tiny_model_path, "--engine", "torch", "-q", "--keyframes", setting,
+        r = cli("colorize", src, dst, "-m", tiny_model_path, "--engine", "torch", "--quiet", "--keyframes", setting,
                 "--json", tmp_path / "s.json")
         assert r.returncode == 0, r.stderr
         assert json.loads((tmp_path / "s.json").read_text())["frames"] == 10 and dst.stat().st_size > 0
-    bad = cli("colorize", src, tmp_path / "bad.mkv", "-m", tiny_model_path, "-q", "--keyframes", "often")
+    bad = cli("colorize", src, tmp_path / "bad.mkv", "-m", tiny_model_path, "--quiet", "--keyframes", "often")
     assert bad.returncode == 2 and "error:" in bad.stderr and "--keyframes" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad.mkv").exists()
