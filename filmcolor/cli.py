@@ -31,11 +31,11 @@ def _write_json(path: Optional[Path], data) -> None:
 
 
 def _options(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
-             smoothing: str = "window", strength: float = 0.7):
+             smoothing: str = "window", strength: float = 0.7, keyframes: str = "all"):
     from .colorizer import ColorizerOptions
 
     return ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,
-                            saturation=saturation, smoothing=smoothing, smoothing_strength=strength)
+                            saturation=saturation, smoothing=smoothing, smoothing_strength=strength, keyframes=keyframes)
 
 
 def _colorizer(*args, **kw):
@@ -69,6 +69,7 @@ def colorize(
     saturation: float = typer.Option(1.0, min=0.0, help="Multiply the predicted colour (1 = as the model made it)."),
     smoothing: str = typer.Option("window", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
     strength: float = typer.Option(0.7, min=0.0, max=1.0, help="Temporal smoothing strength."),
+    keyframes: str = typer.Option("all", help="Frames the model runs on: all, N (every N-th frame of a shot) or auto (shot starts, large motion, falling confidence); the rest carry colour along the optical flow."),
     codec: Optional[str] = typer.Option(None, help="Video encoder (default by extension)."),
     crf: Optional[int] = typer.Option(None, help="Quality for x264/x265/VP9 (default 18 for .mp4)."),
     preset: Optional[str] = typer.Option(None, help="Encoder preset (x264: ultrafast..veryslow)."),
@@ -93,13 +94,13 @@ def colorize(
 
     enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     if segments or (workers or 1) > 1 or ray or work_dir:
-        return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength),
+        return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength, keyframes),
                                    enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
                                    start, end)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
-    c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength)
+    c = _colorizer(model, engine, device, render_size, saturation, smoothing, strength, keyframes)
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=err, disable=quiet) as bar:
@@ -322,17 +323,18 @@ def train(
 
 @app.command()
 def bench(
-    clip: Optional[Path] = typer.Option(None, help="Source clip (default: the packaged sample, made grey and scaled)."),
+    clip: Optional[Path] = typer.Option(None, help="Source clip, looped and scaled (default: ffmpeg's testsrc2 pattern, made grey)."),
     sizes: str = typer.Option("480p,720p,1080p", help="Comma-separated: 480p, 720p, 1080p."),
-    seconds: float = typer.Option(4.0, help="Clip length per size."),
+    frames: int = typer.Option(480, min=2, help="Clip length per size, in frames."),
+    modes: str = typer.Option("default,fast", help="Comma-separated colorize modes: default (the CLI's defaults), fast."),
+    rounds: int = typer.Option(2, min=1, help="Interleaved rounds of ffmpeg and each mode per size."),
     engine: str = EngineOpt, model: str = ModelOpt, render_size: Optional[int] = RenderOpt,
     render_sizes: str = typer.Option("192,256,320", help="Render sizes for the model-only timing."),
-    smoothing: str = typer.Option("window"), preset: str = typer.Option("veryfast", help="x264 preset for both sides."),
     skip_model: bool = typer.Option(False, help="Skip the model-only timing."),
     model_frames: int = typer.Option(20, min=1, help="Timed calls per engine and render size (interleaved)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
-    """Model ms/frame per engine and render size; end-to-end fps beside ffmpeg decode+encode."""
+    """Model ms/frame per engine and render size; whole colorize runs (start-up included) beside ffmpeg's transcode."""
     from .bench import end_to_end
 
     report: dict = {"model": [], "end_to_end": []}
@@ -362,17 +364,16 @@ def bench(
         for eng in usable.values():
             eng.close()
         out.print(table)
-    source = clip or Path(__file__).resolve().parents[1] / "samples" / "bbb_grey.mp4"
-    if not source.exists():
-        raise FileNotFoundError(f"bench clip {str(source)!r} not found; pass --clip")
-    args = ["--engine", engine, "--model", model, "--smoothing", smoothing]
-    if render_size:
-        args += ["--render-size", str(render_size)]
-    rows = end_to_end(source, [s.strip() for s in sizes.split(",")], seconds, args, preset)
-    table = Table("size", "frames", "ffmpeg decode+encode fps", "filmcolor fps", "ratio", "peak RSS MiB", "engine")
+    if clip is not None and not clip.exists():
+        raise FileNotFoundError(f"bench clip {str(clip)!r} not found")
+    args = ["--engine", engine, "--model", model] + (["--render-size", str(render_size)] if render_size else [])
+    rows = end_to_end([s.strip() for s in sizes.split(",")], frames=frames, source=clip,
+                      modes=[m.strip() for m in modes.split(",")], extra=args, rounds=rounds)
+    table = Table("size", "mode", "ffmpeg fps", "filmcolor fps", "ratio (min-max)", "first frame s", "peak RSS MiB")
     for r in rows:
-        table.add_row(r["size"], str(r["frames"]), f"{r['ffmpeg_fps']:.1f}", f"{r['filmcolor_fps']:.1f}",
-                      f"{r['ratio']:.2f}", f"{r['peak_rss_mib']:.0f}", r["engine"])
+        table.add_row(r["size"], r["mode"], f"{r['ffmpeg_fps']:.1f}", f"{r['filmcolor_fps']:.1f}",
+                      f"{r['ratio']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f})", f"{r['first_frame_s']:.2f}",
+                      f"{r['peak_rss_mib']:.0f}")
     out.print(table)
     report["end_to_end"] = rows
     _write_json(json_path, report)

@@ -107,12 +107,15 @@ def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path)
 
 def test_bench_reports_engines_side_by_side_and_the_ffmpeg_ceiling(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=(128, 96))
-    r = run("bench", "--clip", src, "-m", tiny_model_path, "--sizes", "480p", "--seconds", "0.2",
+    r = run("bench", "--clip", src, "-m", tiny_model_path, "--sizes", "480p", "--frames", "4", "--rounds", "1",
             "--render-sizes", "64", "--model-frames", "2", "--json", tmp_path / "b.json", timeout=300)
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "b.json").read_text())
     by_engine = {row["engine"]: row for row in report["model"]}
     assert {"torch", "onnxruntime"} <= set(by_engine)
     assert by_engine["torch"]["speedup_vs_torch"] == 1.0 and by_engine["onnxruntime"]["speedup_vs_torch"] > 0
-    (row,) = report["end_to_end"]
-    assert row["size"] == "480p" and row["ffmpeg_fps"] > 0 and row["filmcolor_fps"] > 0
+    rows = {row["mode"]: row for row in report["end_to_end"]}
+    assert set(rows) == {"default", "fast"} and "--keyframes" in rows["fast"]["args"]
+    for row in rows.values():  # whole processes timed beside ffmpeg in the same run, memory of the child
+        assert row["size"] == "480p" and row["frames"] == 4 and row["ffmpeg_fps"] > 0 and row["filmcolor_fps"] > 0
+        assert row["ratio"] > 0 and 50 < row["peak_rss_mib"] < 4000 and row["first_frame_s"] > 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ import torch.nn.functional as F
 
 from .flow import FlowEstimator, Warper, box3, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, scaled_size
 from .scenecut import DEFAULT_SCENE_THRESHOLD, SceneCutDetector
+
+if TYPE_CHECKING:
+    from .motion import Motion
 
 
 @dataclass(eq=False)
@@ -47,6 +50,7 @@ class _Frame:
     flow_f: torch.Tensor | None = None   # this -> next frame of the same shot
     conf_f: torch.Tensor | None = None
     out_w: torch.Tensor | None = None    # streaming: the smoothed a,b at working size (the recursion state)
+    given: tuple[torch.Tensor, torch.Tensor] | None = None  # caller's flows this -> previous, previous -> this
 
 
 class TemporalSmoother:
@@ -116,11 +120,17 @@ class TemporalSmoother:
         self.cuts = []
 
     @torch.no_grad()
-    def push(self, L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
-        """Add one frame; returns the frames ready now (see the class docstring)."""
+    def push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> list[torch.Tensor]:
+        """Add one frame; returns the frames ready now (see the class docstring).
+
+        ``motion``: the frame's :class:`~filmcolor.temporal.motion.Motion` when the caller tracks it
+        already (keyframe inference does): its scene-cut decision and flow to the previous frame (any
+        size; resized to the working size here) replace the smoother's own, so the flow is computed once
+        per frame. Give it for every frame or for none.
+        """
         self._on_cpu = (self.device or ab.device).type == "cpu"
         with self._threads():
-            return self._push(L, ab)
+            return self._push(L, ab, motion)
 
     @torch.no_grad()
     def flush(self) -> list[torch.Tensor]:
@@ -141,8 +151,8 @@ class TemporalSmoother:
         finally:
             torch.set_num_threads(old)
 
-    def _push(self, L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
-        fr = self._ingest(L, ab)
+    def _push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> list[torch.Tensor]:
+        fr = self._ingest(L, ab, motion)
         if self.window == 0:
             return [self._stream(fr)]
         if self._buf and self._buf[-1].shot == fr.shot:
@@ -174,7 +184,7 @@ class TemporalSmoother:
         return torch.stack(outs)
 
     # ----------------------------------------------------------------------------------- internals
-    def _ingest(self, L: torch.Tensor, ab: torch.Tensor) -> _Frame:
+    def _ingest(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> _Frame:
         dev = self.device or ab.device
         dtype = ab.dtype
         h, w = ab.shape[-2:]
@@ -189,19 +199,27 @@ class TemporalSmoother:
         ab_w = _resize(ab[None], (hw, ww), "area")
         L_w = _resize(L, (hw, ww), "area")
         u8 = luma_u8(L_w)
-        cut = self._detector(u8)
+        if motion is None:
+            cut = self._detector(u8)
+        else:
+            cut = motion.cut
+            self._new_shot = self._new_shot or (motion.new_shot and not motion.cut)
         if cut and not self._new_shot:
             self.cuts.append(self._count)
         if cut or self._new_shot:
             self._shot += 1
             self._new_shot = False
         fr = _Frame(seq=self._seq, shot=self._shot, dtype=dtype, ab=ab, ab_w=ab_w, L_w=L_w, u8=u8)
+        if motion is not None and motion.flow is not None and not (cut or self._new_shot):
+            fr.given = (_resize_flow(motion.flow.back, (hw, ww)), _resize_flow(motion.flow.fwd, (hw, ww)))
         self._seq += 1
         self._count += 1
         return fr
 
     def _flows(self, a: _Frame, b: _Frame) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a -> b, b -> a) flows as tensors on a's device."""
+        """(a -> b, b -> a) flows as tensors on a's device; ``a`` is the later frame (its given flows if any)."""
+        if a.given is not None:
+            return a.given
         dev = a.ab.device
         return flow_tensor(self._flow(a.u8, b.u8), dev), flow_tensor(self._flow(b.u8, a.u8), dev)
 
@@ -286,6 +304,15 @@ class TemporalSmoother:
         wgt = base * taper * conf * inside * luma_confidence(y[:, 2:3], fr.L_w, inside, self.luma_sigma)
         out_w = (fr.ab_w + (wgt * y[:, :2]).sum(0, keepdim=True)) / (1.0 + wgt.sum(0, keepdim=True))
         return self._finish(fr, out_w)
+
+
+def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Flow ``[1,2,h,w]`` in pixels -> the same motion at ``size`` (resampled, vectors scaled)."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = _resize(flow.to(torch.float32).contiguous(), size, "area" if size[0] <= h else "bilinear")
+    return out * torch.tensor([size[1] / w, size[0] / h], device=out.device, dtype=out.dtype).view(1, 2, 1, 1)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:

@@ -1,0 +1,225 @@
+"""Keyframe inference: run the model on some frames and carry its chroma along the flow to the others.
+
+``--keyframes all`` runs the model on every frame. ``N`` runs it on every N-th frame of a shot (and on
+every shot's first frame). ``auto`` runs it at shot starts and wherever carrying is no longer trusted:
+the mean carried confidence falls below ``min_confidence``, the mean motion exceeds ``max_motion`` (a
+fraction of the short side per frame: fast pans defeat the flow), or ``max_interval`` frames have passed.
+
+Between keyframes a frame gets the chroma carried from the previous frame (:func:`~.propagate.propagate`)
+where its confidence is high, and a cheap fill where it is low: the normalised convolution of the
+confident carried chroma (a confidence-weighted box mean at a coarse and a very coarse scale), so an
+uncovered region takes its neighbours' colour rather than the colour of whatever was there before.
+
+Streaming and memory: decisions are causal (they use only this and earlier frames) and the state is one
+frame (L, a,b, confidence at render size), so memory is flat in the film's length.
+
+Resume and segments: a span's first decoded frame always starts a shot, hence is a keyframe, and every
+later decision depends only on frames decoded since. A segment therefore gives the same frames each time
+it runs from the same ``decode_from``; an uninterrupted and a resumed run use the same segment plan, so
+they are identical. The segment's lead-in (its overlap, decoded but not written) lets the carried state
+settle before the first written frame as it lets the smoother's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .motion import Motion
+from .propagate import DEFAULT_DECAY, Propagator
+
+KEYFRAME_HELP = ("Frames the model runs on: all, N (every N-th frame of a shot) or auto (shot starts, "
+                 "large motion, falling carried confidence); the others carry colour along the optical flow.")
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    """When to run the model. ``interval``: fixed mode's N, auto mode's longest gap; 1 = every frame."""
+
+    interval: int = 1
+    adaptive: bool = False
+    min_confidence: float = 0.75
+    max_motion: float = 0.04
+
+    @classmethod
+    def parse(cls, text: str | int) -> "KeyframePolicy":
+        """``all`` | ``auto`` | a positive integer N; ValueError with a one-line reason otherwise."""
+        t = str(text).strip().lower()
+        if t == "all":
+            return cls(interval=1)
+        if t == "auto":
+            return cls(interval=AUTO_MAX_INTERVAL, adaptive=True)
+        try:
+            n = int(t)
+        except ValueError:
+            raise ValueError(f"--keyframes must be all, auto or a positive whole number, got {text!r}") from None
+        if n < 1:
+            raise ValueError(f"--keyframes N must be at least 1, got {n}")
+        return cls(interval=n)
+
+    @property
+    def every_frame(self) -> bool:
+        return self.interval == 1 and not self.adaptive
+
+    def describe(self) -> str:
+        return "all" if self.every_frame else ("auto" if self.adaptive else str(self.interval))
+
+    def reason(self, motion: Motion, since_key: int, mean_conf: float | None, short_side: int) -> str | None:
+        """Why this frame must be a keyframe (``shot``, ``interval``, ``motion``, ``confidence``), or None.
+
+        ``since_key``: frames since the last keyframe, this one included; ``mean_conf``: the mean carried
+        confidence on this frame (None when nothing is carried).
+        """
+        if motion.new_shot or mean_conf is None:
+            return "shot"
+        if since_key >= self.interval:
+            return "interval"
+        if self.adaptive and motion.magnitude > self.max_motion * short_side:
+            return "motion"
+        if self.adaptive and mean_conf < self.min_confidence:
+            return "confidence"
+        return None
+
+
+AUTO_MAX_INTERVAL = 8
+
+
+class KeyframeInference:
+    """One pass over a clip: ``__call__(L, motion)`` returns the frame's a,b ``[1,2,h,w]``, from the model
+    (``infer``: L ``[1,1,h,w]`` -> a,b on the same device) on keyframes, carried and filled otherwise.
+
+    ``stats`` counts frames and keyframes by reason.
+    """
+
+    def __init__(self, policy: KeyframePolicy, infer: Callable[..., torch.Tensor], *,
+                 decay: float = DEFAULT_DECAY, fill: bool = True) -> None:
+        self.policy = policy
+        self.infer = infer
+        self.fill = fill
+        self._prop = Propagator(decay=decay)
+        self._since_key = 0
+        self.stats: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        """Scene cut known to the caller: the next frame is a keyframe."""
+        self._prop.reset()
+        self._since_key = 0
+
+    @torch.no_grad()
+    def __call__(self, L: torch.Tensor, motion: Motion, guidance: Any = None) -> torch.Tensor:
+        """``guidance`` (hint a,b and mask, see :mod:`filmcolor.inference`) makes the frame a keyframe and
+        is passed to ``infer(L, guidance)``."""
+        L = L.reshape(1, 1, *L.shape[-2:])
+        self._since_key += 1
+        carried = conf = None
+        if self._prop.active and not motion.new_shot:
+            carried, conf = self._prop.step(L, motion.flow)
+        why = self.policy.reason(motion, self._since_key, None if conf is None else float(conf.mean()), min(L.shape[-2:]))
+        if guidance is not None:
+            why = why or "guidance"
+        self.stats["frames"] += 1
+        if why is not None:
+            ab = self.infer(L) if guidance is None else self.infer(L, guidance)
+            self._prop.start(L, ab)
+            self._since_key = 0
+            self.stats["keyframes"] += 1
+            self.stats[f"key_{why}"] += 1
+            return ab
+        if self.fill:
+            carried = fill_low_confidence(carried, conf)
+            self._prop.update(carried)
+        return carried
+
+
+def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[float, ...] = (1 / 16, 1 / 4),
+                        coarse: int = 8, below: float = 0.5) -> torch.Tensor:
+    """``ab`` where ``conf`` is at least ``below``; under it, blended (fully at 0) towards the
+    confidence-weighted mean of ``ab`` around the pixel. The threshold keeps the per-step decay alone
+    from pulling well-carried colour towards the blurred fill.
+
+    Normalised convolution (Knutsson & Westin 1993) with box windows of radius ``scale x short side``, the
+    coarser scale first and the finer one where its window holds enough confidence. The means are taken
+    on a grid ``coarse`` times smaller and upsampled bilinearly: the fill is smooth by construction, and
+    this keeps it at a fraction of a millisecond. ``ab`` ``[N,2,h,w]``, ``conf`` ``[N,1,h,w]`` in 0..1.
+    """
+    from ..video.chroma import box
+
+    h, w = ab.shape[-2:]
+    size = (max(1, h // coarse), max(1, w // coarse))
+    num = F.adaptive_avg_pool2d(ab * conf, size)
+    den = F.adaptive_avg_pool2d(conf, size)
+    short = min(size)
+    fill = (num.sum((-1, -2), keepdim=True) / den.sum((-1, -2), keepdim=True).clamp(min=1e-6)).expand_as(num)
+    for s in reversed(scales):  # coarse first, finer estimates override where they have support
+        r = max(1, int(round(s * short)))
+        wgt = box(den, r)
+        est = box(num, r) / wgt.clamp(min=1e-6)
+        trust = (wgt / 0.25).clamp(max=1.0)  # a quarter of the window confident: the estimate holds
+        fill = fill + trust * (est - fill)
+    fill = F.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
+    return ab + (1.0 - conf / below).clamp_(0.0, 1.0) * (fill - ab)
+
+
+class KeyframePredictor:
+    """The pipeline's per-frame hook (the :class:`~filmcolor.inference.FramePredictor` contract: ``push``,
+    ``flush``, ``reset``, ``latency``) with keyframe inference in place of the engine on every frame.
+
+    Per frame, on the engine's device: one :class:`~.motion.MotionTracker` step (scene cut + DIS flow at
+    render size), :class:`KeyframeInference` (the engine on keyframes, carried a,b otherwise), then the
+    temporal stage, which gets the same motion, so the flow is computed once per frame.
+    """
+
+    def __init__(self, predictor: Any, policy: KeyframePolicy, temporal: Any = None, *,
+                 decay: float = DEFAULT_DECAY) -> None:
+        from .motion import MotionTracker
+
+        self.p, self.temporal = predictor, temporal
+        self.batch = 1   # the engine runs on the frames the policy picks, one at a time
+        self.tracker = MotionTracker()
+        self.inference = KeyframeInference(policy, self._model, decay=decay)
+        from .smoother import TemporalSmoother
+
+        self._motion_aware = isinstance(temporal, TemporalSmoother)  # takes the tracker's cuts and flow
+
+    @property
+    def latency(self) -> int:
+        return self.temporal.latency if self.temporal is not None else 0
+
+    @property
+    def stats(self) -> Counter[str]:
+        return self.inference.stats
+
+    def _model(self, L: torch.Tensor, guidance: Any = None) -> torch.Tensor:
+        from ..inference import predict_ab
+
+        return predict_ab(self.p.infer, L, gain=self.p.gain, guidance=guidance)
+
+    def push(self, L: torch.Tensor, guidance: Any = None) -> list[torch.Tensor]:
+        """One frame's L ``[1,h,w]`` (Lab units, render size) -> the a,b ``[2,h,w]`` of the frames ready now."""
+        with torch.inference_mode():
+            L = L.reshape(1, 1, *L.shape[-2:]).to(self.p.device)
+            motion = self.tracker(L)
+            ab = self.inference(L, motion, guidance)
+            if self.temporal is None:
+                return [ab[0]]
+            if self._motion_aware:
+                return self.temporal.push(L[0], ab[0], motion)
+            return self.temporal.push(L[0], ab[0])
+
+    def flush(self) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            out = self.temporal.flush() if self.temporal is not None else []
+        self.tracker.reset()
+        self.inference.reset()
+        return out
+
+    def reset(self) -> None:
+        """A scene cut known to the caller: the next frame is a keyframe and starts a shot."""
+        self.tracker.reset()
+        self.inference.reset()
+        if self.temporal is not None:
+            self.temporal.reset()
