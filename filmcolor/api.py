@@ -16,12 +16,34 @@ from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 def colorize(src: str | Path, dst: str | Path, *, colorizer: Colorizer | None = None, overwrite: bool = False,
              encode: EncodeOptions | None = None, start: float | None = None, end: float | None = None,
-             progress=None, **options) -> dict:
-    """Colorize a video or still ``src`` into ``dst``; ``options`` are :class:`ColorizerOptions` fields."""
+             progress=None, references: dict | None = None, hints: str | Path | None = None, **options) -> dict:
+    """Colorize a video or still ``src`` into ``dst``; ``options`` are :class:`ColorizerOptions` fields.
+
+    Video guidance: ``references={12.0: "key.png", "00:01:02.50": "k2.png", "f300": "k3.png"}`` (times as
+    :func:`filmcolor.guidance.parse_time` reads them) and ``hints`` (a hints JSON file whose points may
+    carry a ``time``); each is carried through its shot (:mod:`filmcolor.temporal.references`).
+    """
+    from .guidance import StillGuidance, load_hints
+
+    still = Path(src).suffix.lower() in STILL_SUFFIXES and Path(dst).suffix.lower() in STILL_SUFFIXES
+    guidance = None
+    if still and (references or hints):
+        refs = list((references or {}).values())
+        if len(refs) > 1:
+            from .errors import UsageError
+
+            raise UsageError("a still takes one reference image")
+        guidance = StillGuidance.from_files(hints, refs[0] if refs else None)
+    elif references or hints:
+        from .temporal.references import ClipGuidance, references_from_mapping
+
+        points, relative = load_hints(hints) if hints is not None else ([], False)
+        guidance = ClipGuidance(references_from_mapping(references), tuple(points), relative)
     c = colorizer or Colorizer(ColorizerOptions(**options))
-    if Path(src).suffix.lower() in STILL_SUFFIXES and Path(dst).suffix.lower() in STILL_SUFFIXES:
-        return colorize_image_file(c, src, dst, overwrite=overwrite)
-    return colorize_video(src, dst, c, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress)
+    if still:
+        return colorize_image_file(c, src, dst, overwrite=overwrite, guidance=guidance)
+    return colorize_video(src, dst, c, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress,
+                          guidance=guidance)
 
 
 def colorize_image(image: np.ndarray, *, colorizer: Colorizer | None = None, **options) -> np.ndarray:

@@ -85,6 +85,8 @@ def colorize(
     ray: Optional[str] = typer.Option(None, "--ray", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
     work_dir: Optional[Path] = typer.Option(None, help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
     keep_work: bool = typer.Option(False, "--keep-work", help="With --segments: keep the segment files after joining."),
+    reference: Optional[list[str]] = typer.Option(None, "--reference", help="Video: TIME=IMAGE, a colour version of the frame at TIME (seconds, hh:mm:ss.ss or f<frame>, 0 = first), carried through its shot; repeatable."),
+    hints: Optional[Path] = typer.Option(None, "--hints", help="Hints JSON (points with colours; with \"time\" for film)."),
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -93,10 +95,11 @@ def colorize(
     from .video.pipeline import EncodeOptions, check_paths
 
     enc = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    guidance = _clip_guidance(reference, hints)
     if segments or (workers or 1) > 1 or ray or work_dir:
         return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength, keyframes),
                                    enc, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
-                                   start, end)
+                                   start, end, guidance)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
@@ -110,7 +113,10 @@ def colorize(
             def tick(p, task=task):
                 bar.update(task, completed=p.frames, total=p.total, fps=p.fps)
 
-            res = run(src, dst, colorizer=c, overwrite=overwrite, encode=enc, start=start, end=end, progress=tick)
+            if guidance:
+                res = _run_guided(src, dst, c, guidance, overwrite=overwrite, encode=enc, start=start, end=end, progress=tick)
+            else:
+                res = run(src, dst, colorizer=c, overwrite=overwrite, encode=enc, start=start, end=end, progress=tick)
             for w in res.get("warnings", []):
                 err.print(f"[yellow]warning:[/] {w}")
             results.append(res)
@@ -121,9 +127,35 @@ def colorize(
     _write_json(json_path, results[0] if len(results) == 1 else results)
 
 
+def _clip_guidance(reference: Optional[list[str]], hints: Optional[Path]):
+    """--reference TIME=IMAGE ... and --hints for a video, as a ClipGuidance (None when neither)."""
+    if not reference and hints is None:
+        return None
+    from .guidance import load_hints, read_reference
+    from .temporal.references import ClipGuidance, parse_reference_args
+
+    refs = parse_reference_args(reference or [])
+    for _, image in refs:
+        read_reference(image)  # unreadable: one line now, before any work
+    points, relative = load_hints(hints) if hints is not None else ([], False)
+    return ClipGuidance(refs, tuple(points), relative)
+
+
+def _run_guided(src: Path, dst: Path, c, guidance, **kw) -> dict:
+    """A video with references/hints (stills take --reference IMAGE through the stills path)."""
+    from .video.formats import STILL_SUFFIXES
+    from .video.pipeline import colorize_video
+
+    if src.suffix.lower() in STILL_SUFFIXES:
+        from .errors import UsageError
+
+        raise UsageError("TIME=IMAGE references are for videos; a still takes --reference IMAGE")
+    return colorize_video(src, dst, c, guidance=guidance, **kw)
+
+
 def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: float, workers: Optional[int], ray: Optional[str],
                         work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
-                        start: Optional[float], end: Optional[float]) -> None:
+                        start: Optional[float], end: Optional[float], guidance=None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .colorizer import Colorizer
@@ -148,7 +180,7 @@ def _colorize_segmented(src: Path, dst: Path, options, enc, segment_seconds: flo
         try:
             res = colorize_segmented(src, dst, options, encode=enc, segment_seconds=segment_seconds, workers=workers,
                                      executor=executor, ray_address=ray or "local", work_dir=work_dir,
-                                     keep_work=keep_work, overwrite=overwrite, colorizer=colorizer, progress=tick)
+                                     keep_work=keep_work, overwrite=overwrite, colorizer=colorizer, progress=tick, guidance=guidance)
         finally:
             if colorizer:
                 colorizer.close()

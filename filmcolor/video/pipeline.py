@@ -213,10 +213,12 @@ class _Writer(threading.Thread):
 def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, encode: EncodeOptions | None = None,
                    start: float | None = None, end: float | None = None, overwrite: bool = False,
                    progress: Callable[[Progress], None] | None = None, queue_size: int = 8,
-                   span: Span | None = None) -> dict:
+                   span: Span | None = None, guidance: "ClipGuidance | None" = None) -> dict:
     """Colorize the video ``src`` into ``dst``; returns a summary dict. Raises FormatError on bad input.
 
     With ``span`` only that part is written, video only, timestamps as in the source (a segment).
+    ``guidance``: reference frames and timed hints (:mod:`filmcolor.temporal.references`), checked
+    before anything is written and carried through their shots.
     """
     src, dst = Path(src), Path(dst)
     encode = encode or EncodeOptions()
@@ -250,6 +252,13 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
         layout = type(layout)(layout.name, layout.bits, layout.log2_w, layout.log2_h, full_range)
         colorspace_tag = str(getattr(cc, "colorspace", "") or "")
         matrix = choose_matrix(colorspace_tag if cc.colorspace not in (0, 2) else None, height)
+        chroma = colorizer.stream(width, height, layout, matrix)
+        guide = None
+        if guidance:
+            from ..temporal.references import open_guide
+
+            guide = open_guide(guidance, src, vin, (height, width), chroma.render_hw,
+                               lambda f: chroma.render_L(_luma(f, out_fmt, layout)))
 
         out = av.open(str(tmp), "w", options=container_options(dst, tb))
         try:
@@ -281,7 +290,6 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
             q_out: queue.Queue = queue.Queue(maxsize=queue_size)
             reader = _Reader(container, vin, others, q_in, start_pts, end_pts, exact_start=span is not None)
             writer = _Writer(out, vout, packet_map, q_out, transcoders)
-            chroma = colorizer.stream(width, height, layout, matrix)
             shift = (start_pts or 0) if span is None else 0
             frames_in, frames_out, error = 0, 0, None
             rotation_set = False
@@ -323,13 +331,8 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
                         rot = getattr(obj, "rotation", 0) or 0
                         if rot:
                             vout.set_display_rotation(rot)
-                    dtype = "uint8" if layout.bits == 8 else "uint16"
-                    name = obj.format.name
-                    if name == out_fmt or _same_planes(name, out_fmt) or grey_bits(name) == layout.bits:
-                        y = plane_view(obj, 0, dtype).copy()  # the source's own luma codes
-                    else:
-                        y = plane_view(obj.reformat(format=out_fmt), 0, dtype).copy()
-                    emit(chroma.push(y, (obj, y)))
+                    y = _luma(obj, out_fmt, layout)
+                    emit(chroma.push(y, (obj, y), None if guide is None else guide.at(obj.pts)))
                     frames_in += 1
                     if progress:
                         progress(Progress(frames_in, total, frames_in / max(1e-6, time.monotonic() - t_start)))
@@ -360,6 +363,15 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, *, en
             "fps": round(frames_in / max(elapsed, 1e-9), 2), "width": width, "height": height,
             "pix_fmt": out_fmt, "codec": defaults.codec, "matrix": matrix.name, "full_range": full_range,
             "bad_packets": reader.bad_packets, "warnings": warnings_, "engine": colorizer.describe()}
+
+
+def _luma(frame, out_fmt: str, layout) -> np.ndarray:
+    """The frame's luma plane in the output layout's codes: the source's own codes where they agree."""
+    dtype = "uint8" if layout.bits == 8 else "uint16"
+    name = frame.format.name
+    if name == out_fmt or _same_planes(name, out_fmt) or grey_bits(name) == layout.bits:
+        return plane_view(frame, 0, dtype).copy()
+    return plane_view(frame.reformat(format=out_fmt), 0, dtype).copy()
 
 
 def _same_planes(src_fmt: str, out_fmt: str) -> bool:
