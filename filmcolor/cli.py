@@ -277,6 +277,7 @@ def evaluate(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write report.md, metrics.json and grid.png here."),
     limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images (or video frames)."),
     json_path: Optional[Path] = JsonOpt,
+    exemplar: Optional[str] = typer.Option(None, "--exemplar", help="first: the clip is GREY; colour it with --reference's first frame as the reference (and automatically) and score both."),
 ) -> None:
     """Images: PSNR, CIEDE2000, colourfulness beside the zero-chroma baseline. Video (a colorized clip and
     --reference): also warp error (Lai et al. 2018) and CDC (TCVC), beside the original and the grey clip."""
@@ -286,6 +287,9 @@ def evaluate(
         if reference is None:
             raise FormatError(f"{str(folder)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
                               f"or a folder of colour images")
+        if exemplar is not None:
+            return _evaluate_exemplar(folder, reference, exemplar, model, engine, render_size, saturation, limit,
+                                      out_dir, json_path)
         return _evaluate_video(folder, reference, limit, out_dir, json_path)
     from .evaluate import evaluate_images, write_report
 
@@ -296,6 +300,27 @@ def evaluate(
     if out_dir:
         write_report(rep, out_dir, f"{c.describe()} on {folder}")
     _write_json(json_path, rep.summary())
+
+
+def _evaluate_exemplar(grey: Path, colour: Path, exemplar: str, model: str, engine: str, render_size: Optional[int],
+                       saturation: float, limit: Optional[int], out_dir: Optional[Path], json_path: Optional[Path]) -> None:
+    from .errors import UsageError
+    from .evaluate_exemplar import evaluate_exemplar, format_exemplar_report
+    from .video.pipeline import open_input
+
+    if exemplar != "first":
+        raise UsageError(f"--exemplar must be 'first', got {exemplar!r}")
+    for p in (grey, colour):
+        open_input(p).close()
+    c = _colorizer(model, engine, None, render_size, saturation)
+    res = evaluate_exemplar(c, grey, colour, limit=limit)
+    text = format_exemplar_report(res, f"{grey.name} with {colour.name}'s first frame [{c.describe()}]")
+    out.print(text)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.md").write_text(text)
+        _write_json(out_dir / "metrics.json", res)
+    _write_json(json_path, res)
 
 
 def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: Optional[Path],

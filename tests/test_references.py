@@ -155,3 +155,35 @@ def test_bad_references_one_line_exit_2_nothing_written(cut_clip, tiny_model_pat
     assert len(lines) <= 2 and lines[0].startswith("error:"), r.stderr
     assert "Traceback" not in r.stderr
     assert not dst.exists() and not list(tmp_path.glob("*out*"))
+
+
+def test_evaluate_exemplar_first_scores_both_modes_and_windows(tmp_path, tiny_model_path):
+    """The colour clip's first frame as the reference: reported beside automatic and grey, whole and edges."""
+    import json
+
+    colour = []
+    for i in range(CUT):
+        y = _frame_grey(i).astype(np.int16)
+        colour.append(np.stack([np.clip(y - 40, 0, 255), np.clip(y + 40, 0, 255), np.clip(y - 40, 0, 255)], -1).astype(np.uint8))
+    import av
+
+    with av.open(str(tmp_path / "colour.mp4"), "w") as out:
+        vs = out.add_stream("libx264", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv444p"
+        for i, img in enumerate(colour):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    grey = _write(tmp_path / "grey.mp4", [_frame_grey(i) for i in range(CUT)])
+    r = _cli("evaluate", str(grey), "--reference", str(tmp_path / "colour.mp4"), "--exemplar", "first",
+             "--model", str(tiny_model_path), "--json", str(tmp_path / "m.json"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert res["frames"] == CUT
+    for w in ("whole", "first10", "last10"):
+        assert {"exemplar", "automatic", "grey"} <= set(res[w])
+    assert res["whole"]["exemplar"]["psnr"] > res["whole"]["automatic"]["psnr"] + 3   # the reference's colour counts
+    assert "exemplar" in r.stdout and "last10" in r.stdout
