@@ -1,7 +1,7 @@
 """``filmcolor evaluate grey.mp4 --reference colour.mp4 --exemplar first``: reference-frame colorization scored.
 
 The grey clip is colorized twice through the file pipeline, automatically and with the colour clip's
-first frame as the reference (``f0``, carried through its shot, :mod:`filmcolor.temporal.references`);
+first frame as the reference (``f0``, a complete colour frame: its grey pixels count as grey; carried through its shot, :mod:`filmcolor.temporal.references`);
 both are scored against the colour clip (PSNR, CIEDE2000, CDC, warp error: :mod:`filmcolor.video_metrics`)
 over the whole clip and over its first and last 10 frames, beside the grey input. Wall time per frame of
 both runs gives the reference's cost.
@@ -49,7 +49,7 @@ def evaluate_exemplar(colorizer, grey: Path, colour: Path, *, limit: int | None 
                 end = float((v.start_time or 0) * (v.time_base or 0)) + (limit - 0.5) / rate
         runs = {}
         for mode in MODES:
-            g = ClipGuidance((("f0", str(t / "first.png")),)) if mode == "exemplar" else None
+            g = ClipGuidance((("f0", str(t / "first.png")),), complete=True) if mode == "exemplar" else None
             runs[mode] = colorize_video(grey, t / f"{mode}.mkv", colorizer, end=end, guidance=g,
                                         encode=None)
         n = min(sum(1 for _ in iter_rgb(t / "automatic.mkv", limit)), sum(1 for _ in iter_rgb(colour, limit)))

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import UsageError
 from ..guidance import HintPoint, parse_time, points_to_guidance, read_reference, reference_to_guidance
-from .flow import FlowEstimator, luma_u8
+from .flow import FlowEstimator
 from .propagate import DEFAULT_DECAY, Propagator, flow_pair_u8
 from .scenecut import SceneCutDetector
 
@@ -53,6 +53,7 @@ class ClipGuidance:
     points: tuple[HintPoint, ...] = ()
     relative: bool = False
     horizon: int = DEFAULT_HORIZON
+    complete: bool = False   # references are whole colour frames: their grey pixels mean grey (mask 1)
 
     def __bool__(self) -> bool:
         return bool(self.references or self.points)
@@ -136,11 +137,17 @@ class ReferenceGuide:
                     continue
                 if frame.pts > hi + half:
                     break
-                out.append((int(frame.pts), luma_u8(torch.from_numpy(self.to_L(frame)))))
+                out.append((int(frame.pts), _u8(self.to_L(frame))))
         return out
 
     def _carry(self, key: _Key) -> None:
         """Decode the key's window, find its frame and shot, carry it both ways, store the guidance."""
+        from ..colorizer import torch_threads
+
+        with torch_threads(1):  # many small tensor ops: one thread (see torch_threads), as the stream's
+            self._carry_window(key)
+
+    def _carry_window(self, key: _Key) -> None:
         frames = self._decode_window(*self._window(key))
         if not frames:
             raise UsageError(f"a reference at {float((key.pts - self.clip.start_pts) * self.clip.tb):.3f} s "
@@ -176,6 +183,11 @@ class ReferenceGuide:
         self._store[pts] = (ab8, c8)
 
 
+def _u8(L: np.ndarray) -> np.ndarray:
+    """Lab L ``[h,w]`` float -> uint8 as :func:`~.flow.luma_u8` makes it (what DIS and the cut check read)."""
+    return np.clip(np.rint(L.astype(np.float32) * np.float32(2.55)), 0, 255).astype(np.uint8)
+
+
 def clip_info(path: str, vstream) -> _Clip:
     """Time base, first pts, frame duration and duration (seconds) of the video stream ``vstream``."""
     tb = vstream.time_base or Fraction(1, 25)
@@ -209,6 +221,8 @@ def open_guide(guidance: ClipGuidance, path: str | Path, vstream, size: tuple[in
     for spec, image in guidance.references:
         key = key_at(spec, f"reference {str(image)!r}")
         hint, mask = reference_to_guidance(read_reference(image), size, render)
+        if guidance.complete:
+            hint, mask = _complete(read_reference(image), size, render)
         key.hint, key.mask = np.where(mask > 0, hint, key.hint), np.maximum(mask, key.mask)
     by_time: dict[str | float, list[HintPoint]] = {}
     for p in guidance.points:
@@ -218,6 +232,17 @@ def open_guide(guidance: ClipGuidance, path: str | Path, vstream, size: tuple[in
         hint, mask = points_to_guidance(pts_, guidance.relative, size, render)
         key.hint, key.mask = np.where(mask > 0, hint, key.hint), np.maximum(mask, key.mask)
     return ReferenceGuide(clip, list(keys.values()), render, to_L, guidance.horizon)
+
+
+def _complete(reference_rgb: np.ndarray, size: tuple[int, int], render: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A whole colour frame as guidance: its a,b everywhere, grey included, mask 1 (the exemplar protocol)."""
+    import cv2
+
+    from ..color import rgb_to_lab
+
+    small = cv2.resize(reference_rgb, (render[1], render[0]), interpolation=cv2.INTER_AREA)
+    ab = rgb_to_lab(torch.from_numpy(small).permute(2, 0, 1).float().div(255).unsqueeze(0))[0, 1:].numpy()
+    return ab.astype(np.float32), np.ones((1, *render), np.float32)
 
 
 def parse_reference_args(values: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
