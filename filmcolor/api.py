@@ -52,23 +52,39 @@ def colorize_image(image: np.ndarray, *, colorizer: Colorizer | None = None, **o
 
 
 def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None = None, causal: bool = True,
-                    **options) -> Iterator[np.ndarray]:
+                    references: dict | None = None, horizon: int = 30, **options) -> Iterator[np.ndarray]:
     """Colorize a stream of grey (``[H,W]``) or BGR-free RGB (``[H,W,3]``) uint8 frames -> RGB uint8 frames.
 
     Temporal smoothing runs across the stream (causal by default, so a frame is returned as soon as the
-    next one arrives); frames must all have the same size.
+    next one arrives); frames must all have the same size. ``references={frame index: RGB array or
+    image path}`` colours those frames and carries them forward and backward through their shots (at
+    most ``horizon`` frames each way; frames near a reference are held back until its window has arrived,
+    see :class:`~filmcolor.temporal.references.FrameReferences`).
     """
     c = colorizer or Colorizer(ColorizerOptions(**options))
     layout = layout_444(8, full_range=True)
-    stream = None
-    for frame in frames:
+    stream = refs = None
+
+    def out(ready):
+        for yy, cb, cr in ready:
+            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+
+    for i, frame in enumerate(frames):
         if stream is None:
             h, w = frame.shape[:2]
             matrix = choose_matrix(None, h)
             stream = c.stream(w, h, layout, matrix, causal=causal)
+            if references:
+                from .temporal.references import frame_references
+
+                refs = frame_references(references, (h, w), stream.render_hw, horizon)
         y = frame if frame.ndim == 2 else rgb_to_luma(frame, matrix)
-        for yy, cb, cr in stream.push(y, y):
-            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+        if refs is None:
+            yield from out(stream.push(y, y))
+            continue
+        for yy, g in refs.push(i, stream.render_L(y), y):
+            yield from out(stream.push(yy, yy, g))
     if stream is not None:
-        for yy, cb, cr in stream.flush():
-            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+        for yy, g in (refs.flush() if refs is not None else []):
+            yield from out(stream.push(yy, yy, g))
+        yield from out(stream.flush())

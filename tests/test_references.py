@@ -187,3 +187,20 @@ def test_evaluate_exemplar_first_scores_both_modes_and_windows(tmp_path, tiny_mo
         assert {"exemplar", "automatic", "grey"} <= set(res[w])
     assert res["whole"]["exemplar"]["psnr"] > res["whole"]["automatic"]["psnr"] + 3   # the reference's colour counts
     assert "exemplar" in r.stdout and "last10" in r.stdout
+
+
+def test_frame_api_references_by_index_both_ways_not_across_the_cut(cut_clip, tiny_model_path):
+    import cv2
+
+    from filmcolor.api import colorize_frames
+
+    _, key = cut_clip
+    frames = [_frame_grey(i) for i in range(20)]
+    opts = dict(model=str(tiny_model_path), engine="torch", smoothing="off")
+    auto = list(colorize_frames(frames, **opts))
+    ref = list(colorize_frames(frames, references={KEY: str(key)}, horizon=8, **opts))
+    a = lambda fs: np.array([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1].astype(float).mean() - 128 for f in fs])  # noqa: E731
+    assert len(ref) == 20
+    da = a(auto) - a(ref)
+    assert np.all(da[:CUT] > 15)                 # green carried back to frame 0 and on to frame 9
+    assert np.abs(da[CUT:]).max() < 1.0          # nothing across the cut

@@ -93,8 +93,11 @@ class ReferenceGuide:
 
     def __init__(self, clip: _Clip, keys: list[_Key], render: tuple[int, int],
                  to_L: Callable[[object], np.ndarray], horizon: int = DEFAULT_HORIZON,
-                 decay: float = DEFAULT_DECAY) -> None:
+                 decay: float = DEFAULT_DECAY, window: Callable[[int, int], list] | None = None) -> None:
+        """``window(lo, hi)``: (pts, uint8 L) of the frames in ``[lo, hi]`` from elsewhere than the file
+        (the frame API's buffer); None: decoded from ``clip.path``."""
         self.clip, self.keys, self.render, self.to_L = clip, sorted(keys, key=lambda k: k.pts), render, to_L
+        self.window = window
         self.horizon, self.decay = int(horizon), decay
         self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # pts -> (int8 ab, uint8 conf)
         self.peak_frames = 0
@@ -148,7 +151,7 @@ class ReferenceGuide:
             self._carry_window(key)
 
     def _carry_window(self, key: _Key) -> None:
-        frames = self._decode_window(*self._window(key))
+        frames = (self.window or self._decode_window)(*self._window(key))
         if not frames:
             raise UsageError(f"a reference at {float((key.pts - self.clip.start_pts) * self.clip.tb):.3f} s "
                              "lies outside the clip (no frame decoded there)")
@@ -266,3 +269,60 @@ def references_from_mapping(refs: dict | None) -> tuple[tuple[str | float, str],
         parse_time(t)
         out.append((t, str(image)))
     return tuple(out)
+
+
+class FrameReferences:
+    """References by frame index for a stream of frames (:func:`filmcolor.api.colorize_frames`).
+
+    There is no file to look ahead in, so frames are held back: a frame within ``horizon`` frames of a
+    reference is released once the reference's whole window (``horizon`` frames past it) has arrived, or
+    the stream ends. Memory: at most ``2*horizon+1`` held frames (the caller's arrays) plus their uint8 L.
+    ``push(i, L, item)`` returns ``[(item, guidance), ...]`` ready in order; ``flush()`` the rest.
+    """
+
+    def __init__(self, keys: list[_Key], render: tuple[int, int], horizon: int) -> None:
+        clip = _Clip("", Fraction(1), 0, 1.0, None)
+        self.horizon = int(horizon)
+        self.key_idx = sorted(k.pts for k in keys)
+        self._held: list[tuple[int, np.ndarray, object]] = []
+        self._last = -1
+        self.guide = ReferenceGuide(clip, keys, render, lambda f: f, horizon, window=self._window_frames)
+
+    def _window_frames(self, lo: int, hi: int) -> list[tuple[int, np.ndarray]]:
+        return [(i, u8) for i, u8, _ in self._held if lo <= i <= hi]
+
+    def _ready(self, j: int) -> bool:
+        return all(abs(r - j) > self.horizon or r + self.horizon <= self._last for r in self.key_idx)
+
+    def push(self, index: int, L: np.ndarray, item: object) -> list[tuple[object, object]]:
+        self._held.append((index, _u8(L), item))
+        self._last = index
+        out = []
+        while self._held and self._ready(self._held[0][0]):
+            out.append(self._release())
+        return out
+
+    def flush(self) -> list[tuple[object, object]]:
+        self._last = 1 << 62
+        return [self._release() for _ in range(len(self._held))]
+
+    def _release(self) -> tuple[object, object]:
+        i, _, item = self._held[0]
+        g = self.guide.at(i)       # may carry a key over the held frames: release after
+        self._held.pop(0)
+        return item, g
+
+
+def frame_references(references: dict, size: tuple[int, int], render: tuple[int, int],
+                     horizon: int = DEFAULT_HORIZON) -> FrameReferences:
+    """``{frame index: RGB uint8 array or image path}`` -> :class:`FrameReferences`; one-line errors."""
+    keys = []
+    for i, ref in references.items():
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
+            raise UsageError(f"frame references are keyed by frame index (0, 1, ...), got {i!r}")
+        rgb = read_reference(ref) if isinstance(ref, (str, Path)) else np.asarray(ref)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise UsageError(f"reference for frame {i}: expected an RGB uint8 array [H,W,3] or an image path")
+        hint, mask = reference_to_guidance(rgb, size, render)
+        keys.append(_Key(int(i), hint, mask))
+    return FrameReferences(keys, render, horizon)
