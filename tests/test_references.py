@@ -139,7 +139,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("case", ["outside", "unreadable", "aspect", "malformed", "badtime"])
+@pytest.mark.parametrize("case", ["outside", "unreadable", "aspect", "malformed", "badtime", "segments"])
 def test_bad_references_one_line_exit_2_nothing_written(cut_clip, tiny_model_path, tmp_path, case):
     import cv2
 
@@ -147,9 +147,10 @@ def test_bad_references_one_line_exit_2_nothing_written(cut_clip, tiny_model_pat
     (tmp_path / "junk.png").write_text("not an image")
     cv2.imwrite(str(tmp_path / "square.png"), np.full((64, 64, 3), 128, np.uint8))
     arg = {"outside": f"99={key}", "unreadable": f"0.5={tmp_path / 'junk.png'}",
-           "aspect": f"0.5={tmp_path / 'square.png'}", "malformed": str(key), "badtime": f"zz={key}"}[case]
+           "aspect": f"0.5={tmp_path / 'square.png'}", "malformed": str(key), "badtime": f"zz={key}", "segments": f"f500={key}"}[case]
     dst = tmp_path / "out.mp4"
-    r = _cli("colorize", str(clip), str(dst), "--model", str(tiny_model_path), "--reference", arg, "-q")
+    extra = ["--segments"] if case == "segments" else []
+    r = _cli("colorize", str(clip), str(dst), "--model", str(tiny_model_path), "--reference", arg, "-q", *extra)
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) <= 2 and lines[0].startswith("error:"), r.stderr

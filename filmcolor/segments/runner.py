@@ -97,6 +97,10 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
                           f"join by); write .mkv or .mp4, or colorize without --segments")
     if segment_seconds <= 0:
         raise FormatError("--segment-seconds must be positive")
+    if guidance:
+        from ..temporal.references import check_guidance
+
+        check_guidance(guidance, src)   # one-line errors before any work folder exists
     t0 = time.monotonic()
     index = index_frames(src)
     segment_frames = max(1, round(segment_seconds * float(index.rate)))

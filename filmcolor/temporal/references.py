@@ -326,3 +326,17 @@ def frame_references(references: dict, size: tuple[int, int], render: tuple[int,
         hint, mask = reference_to_guidance(rgb, size, render)
         keys.append(_Key(int(i), hint, mask))
     return FrameReferences(keys, render, horizon)
+
+
+def check_guidance(guidance: ClipGuidance, path: str | Path) -> None:
+    """Every check :func:`open_guide` makes (times inside the clip, readable images, aspect ratio, hint
+    points inside the picture), before a segmented job creates anything."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            h, w = v.codec_context.height, v.codec_context.width
+            open_guide(guidance, path, v, (h, w), (max(1, h // 8), max(1, w // 8)), lambda f: f)
+    except av.error.FFmpegError as exc:
+        raise UsageError(f"cannot read {str(path)!r}: {exc}") from None
