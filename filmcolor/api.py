@@ -19,17 +19,39 @@ from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 def colorize(src: str | Path, dst: str | Path, *, colorizer: Colorizer | None = None, overwrite: bool = False,
              encode: EncodeOptions | None = None, start: float | None = None, end: float | None = None,
-             progress=None, guidance: StillGuidance | None = None, **options) -> dict:
+             progress=None, references: dict | None = None, hints: str | Path | None = None,
+             guidance: "StillGuidance | ClipGuidance | None" = None, **options) -> dict:
     """Colorize a video or still ``src`` into ``dst``; ``options`` are :class:`ColorizerOptions` fields.
 
-    ``guidance`` (stills): hint points and/or a colour reference, e.g. ``StillGuidance.from_files("hints.json")``.
+    Video guidance: ``references={12.0: "key.png", "00:01:02.50": "k2.png", "f300": "k3.png"}`` (times as
+    :func:`filmcolor.guidance.parse_time` reads them) and ``hints`` (a hints JSON file whose points may
+    carry a ``time``); each is carried through its shot (:mod:`filmcolor.temporal.references`). Stills
+    take one reference (any key) and/or hints. ``guidance``: an already-made
+    :class:`~filmcolor.guidance.StillGuidance` or :class:`~filmcolor.temporal.references.ClipGuidance`.
     """
+    still = Path(src).suffix.lower() in STILL_SUFFIXES and Path(dst).suffix.lower() in STILL_SUFFIXES
+    if guidance is None and (references or hints):
+        guidance = _guidance(still, references, hints)
     c = colorizer or Colorizer(ColorizerOptions(**options))
-    if Path(src).suffix.lower() in STILL_SUFFIXES and Path(dst).suffix.lower() in STILL_SUFFIXES:
+    if still:
         return colorize_image_file(c, src, dst, overwrite=overwrite, guidance=guidance)
-    if guidance is not None:
-        raise UsageError("hints without times and a plain reference image apply to stills; for video give TIME=IMAGE")
-    return colorize_video(src, dst, c, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress)
+    return colorize_video(src, dst, c, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress,
+                          guidance=guidance)
+
+
+def _guidance(still: bool, references: dict | None, hints: str | Path | None):
+    """The API's ``references``/``hints`` as a still's or a clip's guidance (read and checked now)."""
+    from .guidance import load_hints
+
+    if still:
+        refs = list((references or {}).values())
+        if len(refs) > 1:
+            raise UsageError("a still takes one reference image")
+        return StillGuidance.from_files(hints, refs[0] if refs else None)
+    from .temporal.references import ClipGuidance, references_from_mapping
+
+    points, relative = load_hints(hints) if hints is not None else ([], False)
+    return ClipGuidance(references_from_mapping(references), tuple(points), relative)
 
 
 def colorize_image(image: np.ndarray, *, colorizer: Colorizer | None = None, hints: str | Path | None = None,
@@ -48,23 +70,39 @@ def colorize_image(image: np.ndarray, *, colorizer: Colorizer | None = None, hin
 
 
 def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None = None, causal: bool = True,
-                    **options) -> Iterator[np.ndarray]:
+                    references: dict | None = None, horizon: int = 30, **options) -> Iterator[np.ndarray]:
     """Colorize a stream of grey (``[H,W]``) or BGR-free RGB (``[H,W,3]``) uint8 frames -> RGB uint8 frames.
 
     Temporal smoothing runs across the stream (causal by default, so a frame is returned as soon as the
-    next one arrives); frames must all have the same size.
+    next one arrives); frames must all have the same size. ``references={frame index: RGB array or
+    image path}`` colours those frames and carries them forward and backward through their shots (at
+    most ``horizon`` frames each way; frames near a reference are held back until its window has arrived,
+    see :class:`~filmcolor.temporal.references.FrameReferences`).
     """
     c = colorizer or Colorizer(ColorizerOptions(**options))
     layout = layout_444(8, full_range=True)
-    stream = None
-    for frame in frames:
+    stream = refs = None
+
+    def out(ready):
+        for yy, cb, cr in ready:
+            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+
+    for i, frame in enumerate(frames):
         if stream is None:
             h, w = frame.shape[:2]
             matrix = choose_matrix(None, h)
             stream = c.stream(w, h, layout, matrix, causal=causal)
+            if references:
+                from .temporal.references import frame_references
+
+                refs = frame_references(references, (h, w), stream.render_hw, horizon)
         y = frame if frame.ndim == 2 else rgb_to_luma(frame, matrix)
-        for yy, cb, cr in stream.push(y, y):
-            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+        if refs is None:
+            yield from out(stream.push(y, y))
+            continue
+        for yy, g in refs.push(i, stream.render_L(y), y):
+            yield from out(stream.push(yy, yy, g))
     if stream is not None:
-        for yy, cb, cr in stream.flush():
-            yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
+        for yy, g in (refs.flush() if refs is not None else []):
+            yield from out(stream.push(yy, yy, g))
+        yield from out(stream.flush())

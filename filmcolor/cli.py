@@ -138,8 +138,8 @@ def colorize(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the segments on Ray: 'local' (start one here), 'auto' (this machine's cluster) or ray://host:port (implies --segments)."),
     work_dir: Optional[Path] = typer.Option(None, metavar="PATH", help="With --segments: folder for finished segments (default: hidden folder beside the output)."),
     keep_work: bool = flag("--keep-work", help="With --segments: keep the segment files after joining."),
-    hints: Optional[Path] = typer.Option(None, "--hints", metavar="JSON", help="Colour hints for a still: points with sRGB hex or Lab colours (schema in the README)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", metavar="IMAGE", help="A still's colour (or partly coloured) version: its colours guide the model; grey pixels carry no hint."),
+    hints: Optional[Path] = typer.Option(None, "--hints", metavar="JSON", help="Colour hints: points with sRGB hex or Lab colours, and for film a \"time\" (schema in the README)."),
+    reference: Optional[list[str]] = typer.Option(None, "--reference", metavar="[TIME=]IMAGE", help="A colour (or partly coloured) version of the picture; for video TIME=IMAGE (seconds, hh:mm:ss.ss or f<frame>), carried through its shot; repeatable."),
 ) -> None:
     """Colorize a film, clip, still or folder of them."""
     check_render_size(render_size)
@@ -152,12 +152,12 @@ def colorize(
 
     from .fs import check_paths
 
-    guidance = _still_guidance(input, output, hints, reference)
+    guidance = _guidance_for(input, output, hints, reference or [])
     encode = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
     if segments or (workers or 1) > 1 or ray or work_dir:
         return _colorize_segmented(input, output, _options(model, engine, device, render_size, saturation, smoothing, strength, keyframes),
                                    encode, segment_seconds, workers, ray, work_dir, keep_work, overwrite, quiet, json_path,
-                                   start, end)
+                                   start, end, guidance)
     jobs = _jobs(input, output)
     for src, dst in jobs:
         check_paths(src, dst, overwrite)
@@ -172,21 +172,31 @@ def colorize(
     _write_json(json_path, results[0] if len(results) == 1 else results)
 
 
-def _still_guidance(input: Path, output: Path, hints: Optional[Path], reference: Optional[Path]):
-    """``--hints``/``--reference`` read and checked before any work (stills only, one input)."""
-    if hints is None and reference is None:
+def _guidance_for(input: Path, output: Path, hints: Optional[Path], reference: list[str]):
+    """``--hints``/``--reference`` read and checked before any work: a still's guidance (one reference IMAGE)
+    or a video's (TIME=IMAGE references, hints with times); None when neither is given."""
+    if hints is None and not reference:
         return None
-    from .errors import UsageError
+    from .guidance import StillGuidance, load_hints, read_reference
     from .video.formats import STILL_SUFFIXES
 
-    if input.is_dir() or input.suffix.lower() not in STILL_SUFFIXES or output.suffix.lower() not in STILL_SUFFIXES:
-        raise UsageError("--hints and --reference guide one still picture (INPUT and OUTPUT images)")
-    from .guidance import StillGuidance
-    from .images import read_image
+    if input.is_dir():
+        raise UsageError("--hints and --reference guide one still picture or one video, not a folder")
+    if input.suffix.lower() in STILL_SUFFIXES and output.suffix.lower() in STILL_SUFFIXES:
+        if len(reference) > 1 or any("=" in r and not Path(r).exists() for r in reference):
+            raise UsageError("a still takes one --reference IMAGE (TIME=IMAGE references are for videos)")
+        from .images import read_image
 
-    guidance = StillGuidance.from_files(hints, reference)
-    guidance.check(read_image(input).shape[:2])
-    return guidance
+        guidance = StillGuidance.from_files(hints, reference[0] if reference else None)
+        guidance.check(read_image(input).shape[:2])
+        return guidance
+    from .temporal.references import ClipGuidance, parse_reference_args
+
+    refs = parse_reference_args(reference)
+    for _, image in refs:
+        read_reference(image)  # unreadable: one line now, before any work
+    points, relative = load_hints(hints) if hints is not None else ([], False)
+    return ClipGuidance(refs, tuple(points), relative)
 
 
 def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool, guidance=None) -> list[dict]:
@@ -218,7 +228,7 @@ def _run_jobs(jobs, c, overwrite: bool, enc, start, end, quiet: bool, guidance=N
 
 def _colorize_segmented(src: Path, dst: Path, options, encode: dict, segment_seconds: float, workers: Optional[int], ray: Optional[str],
                         work_dir: Optional[Path], keep_work: bool, overwrite: bool, quiet: bool, json_path: Optional[Path],
-                        start: Optional[float], end: Optional[float]) -> None:
+                        start: Optional[float], end: Optional[float], guidance=None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .colorizer import Colorizer
@@ -245,7 +255,7 @@ def _colorize_segmented(src: Path, dst: Path, options, encode: dict, segment_sec
         try:
             res = colorize_segmented(src, dst, options, encode=enc, segment_seconds=segment_seconds, workers=workers,
                                      executor=executor, ray_address=ray or "local", work_dir=work_dir,
-                                     keep_work=keep_work, overwrite=overwrite, colorizer=colorizer, progress=tick)
+                                     keep_work=keep_work, overwrite=overwrite, colorizer=colorizer, progress=tick, guidance=guidance)
         finally:
             if colorizer:
                 colorizer.close()
@@ -374,6 +384,7 @@ def evaluate(
     out_dir: Optional[Path] = typer.Option(None, "--out", metavar="FOLDER", help="Write report.md, metrics.json and grid.png here."),
     limit: Optional[int] = typer.Option(None, min=1, metavar="N", help="Evaluate at most this many images (or video frames)."),
     json_path: Optional[Path] = JsonOpt,
+    exemplar: Optional[str] = typer.Option(None, "--exemplar", metavar="first", help="first: the clip is GREY; colour it with --reference's first frame as the reference (and automatically) and score both."),
 ) -> None:
     """Images: PSNR, CIEDE2000, colourfulness beside the zero-chroma baseline. Video (a colorized clip and
     --reference): also warp error (Lai et al. 2018) and CDC (TCVC), beside the original and the grey clip."""
@@ -384,6 +395,9 @@ def evaluate(
         if reference is None:
             raise UsageError(f"{str(input)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
                              f"or a folder of colour images")
+        if exemplar is not None:
+            return _evaluate_exemplar(input, reference, exemplar, model, engine, render_size, saturation, limit,
+                                      out_dir, json_path)
         return _evaluate_video(input, reference, limit, out_dir, json_path)
     from .evaluate import evaluate_images, write_report
 
@@ -397,6 +411,27 @@ def evaluate(
     if out_dir:
         write_report(rep, out_dir, f"{c.describe()} on {input}")
     _write_json(json_path, rep.summary())
+
+
+def _evaluate_exemplar(grey: Path, colour: Path, exemplar: str, model: str, engine: str, render_size: Optional[int],
+                       saturation: float, limit: Optional[int], out_dir: Optional[Path], json_path: Optional[Path]) -> None:
+    from .errors import UsageError
+    from .evaluate_exemplar import evaluate_exemplar, format_exemplar_report
+    from .video.pipeline import open_input
+
+    if exemplar != "first":
+        raise UsageError(f"--exemplar must be 'first', got {exemplar!r}")
+    for p in (grey, colour):
+        open_input(p).close()
+    c = _colorizer(model, engine, None, render_size, saturation)
+    res = evaluate_exemplar(c, grey, colour, limit=limit)
+    text = format_exemplar_report(res, f"{grey.name} with {colour.name}'s first frame [{c.describe()}]")
+    out.print(text)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.md").write_text(text)
+        _write_json(out_dir / "metrics.json", res)
+    _write_json(json_path, res)
 
 
 def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: Optional[Path],

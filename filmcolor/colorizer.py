@@ -175,6 +175,11 @@ class ChromaStream:
         with torch_threads(1 if self.on_cpu else None):
             return self._push(y, tag, guidance)
 
+    def render_L(self, y: np.ndarray) -> np.ndarray:
+        """The luma plane ``y`` ``[H,W]`` -> Lab L ``[h,w]`` float32 at render size, as :meth:`push` makes it
+        (reference pre-passes use it so their flow sees the stream's own pixels)."""
+        return self.lut[cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA)]
+
     def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         y_lo = cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA)
         y_hi = y if (self.cw, self.ch) == (self.width, self.height) else cv2.resize(

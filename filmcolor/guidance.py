@@ -10,12 +10,12 @@ Hints file (JSON; ``--hints hints.json``)::
       "points": [
         {"x": 120, "y": 80, "color": "#b22222"},          # sRGB hex colour
         {"x": 300, "y": 40, "lab": [70, -5, -30]},        # or Lab (L is ignored: the picture's L is kept)
-        {"x": 10, "y": 20, "color": "#3050c0", "radius": 4, "time": "00:00:12.50"}
+        {"x": 10, "y": 20, "color": "#3050c0", "radius": 4, "time": "00:00:12.50"},  # or 12.5, or "f300"
       ]
     }
 
 A bare list of points is accepted too. ``radius`` (source pixels, default: one render pixel) sizes the
-square patch a point colours; ``time`` (film only: seconds, ``hh:mm:ss.ff`` or ``f<frame>``) says
+square patch a point colours; ``time`` (film only: seconds, ``hh:mm:ss.ss`` or ``f<frame>``, see :func:`parse_time`) says
 which frame the point belongs to; points without a time apply to stills and to the first frame.
 A reference image is a colour (or partly coloured) version of the same picture: its a,b become
 dense hints; its grey pixels (chroma below ``GREY_CHROMA``) carry none.
@@ -63,6 +63,40 @@ def hex_to_ab(text: str) -> tuple[float, float]:
     return float(lab[1]), float(lab[2])
 
 
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d*)?)$")
+
+
+def parse_time(spec: str | int | float) -> tuple[str, float | int]:
+    """A film time -> ``("seconds", s)`` or ``("frame", n)``; one-line errors.
+
+    Accepted: seconds as a number or text (``12``, ``12.5``); a clock ``hh:mm:ss.ss`` or ``mm:ss.ss``
+    (the part after the point is decimal seconds, not an SMPTE frame count); ``f<N>`` for the N-th
+    frame (0 = the first; converted with the stream's average frame rate).
+    """
+    if isinstance(spec, bool):
+        raise UsageError(f"invalid time {spec!r}")
+    if isinstance(spec, (int, float)):
+        if not math.isfinite(spec) or spec < 0:
+            raise UsageError(f"invalid time {spec!r}: seconds must be a finite number >= 0")
+        return "seconds", float(spec)
+    t = str(spec).strip()
+    if t[:1] in ("f", "F") and t[1:].isdigit():
+        return "frame", int(t[1:])
+    m = _CLOCK.match(t)
+    if m:
+        h, mnt, sec = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
+        if mnt >= 60 or sec >= 60:
+            raise UsageError(f"invalid time {t!r}: minutes and seconds must be below 60")
+        return "seconds", h * 3600 + mnt * 60 + sec
+    try:
+        s = float(t)
+    except ValueError:
+        s = float("nan")
+    if not math.isfinite(s) or s < 0:
+        raise UsageError(f"invalid time {t!r}: use seconds (12.5), hh:mm:ss.ss (00:00:12.50) or a frame number (f300)")
+    return "seconds", s
+
+
 def _point(raw: object, i: int) -> HintPoint:
     where = f"hint point {i + 1}"
     if not isinstance(raw, dict):
@@ -91,7 +125,12 @@ def _point(raw: object, i: int) -> HintPoint:
         raise UsageError(f"{where}: \"radius\" must be a positive number of pixels")
     time = raw.get("time")
     if time is not None and not isinstance(time, (str, int, float)):
-        raise UsageError(f"{where}: \"time\" must be seconds, 'hh:mm:ss.ff' or 'f<frame>'")
+        raise UsageError(f"{where}: \"time\" must be seconds, 'hh:mm:ss.ss' or 'f<frame>'")
+    if time is not None:
+        try:
+            parse_time(time)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
     return HintPoint(x, y, ab, radius, time)
 
 

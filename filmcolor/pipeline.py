@@ -21,6 +21,7 @@ from .video.threads import Prefetch, WriteBehind
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .colorizer import ChromaStream, Colorizer
+    from .temporal.references import ClipGuidance
 
 
 @dataclass
@@ -33,10 +34,12 @@ class Progress:
 def colorize_video(src: str | Path, dst: str | Path, colorizer: "Colorizer", *, encode: EncodeOptions | None = None,
                    start: float | None = None, end: float | None = None, overwrite: bool = False,
                    progress: Callable[[Progress], None] | None = None, queue_size: int = 8,
-                   span: Span | None = None) -> dict:
+                   span: Span | None = None, guidance: "ClipGuidance | None" = None) -> dict:
     """Colorize the video ``src`` into ``dst``; returns a summary dict. Raises FormatError on bad input.
 
     With ``span`` only that part is written, video only, timestamps as in the source (a segment).
+    ``guidance``: reference frames and timed hints (:mod:`filmcolor.temporal.references`), checked
+    before any frame is colorized and carried through their shots.
     """
     src, dst = Path(src), Path(dst)
     check_paths(src, dst, overwrite)
@@ -50,7 +53,13 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: "Colorizer", *, 
         raise
     with sink:
         stream = colorizer.stream(source.width, source.height, sink.layout, sink.matrix)
-        run = _Run(stream, sink, span, progress, source.total)
+        guide = None
+        if guidance:
+            from .temporal.references import open_guide
+
+            guide = open_guide(guidance, src, source.stream, (source.height, source.width), stream.render_hw,
+                               lambda f: stream.render_L(sink.luma(f)))
+        run = _Run(stream, sink, span, progress, source.total, guide)
         with Prefetch(source.items, owns=source, size=queue_size, name="filmcolor-decode") as items:
             run.through(_decoded(items, src), queue_size)
         if run.frames_in == 0 or (span is not None and run.frames_out == 0):
@@ -71,8 +80,9 @@ class _Run:
     """The colorizing stage of one run: source items in, output frames and copied packets to the writer."""
 
     def __init__(self, stream: "ChromaStream", sink: FrameSink, span: Span | None,
-                 progress: Callable[[Progress], None] | None, total: int | None) -> None:
+                 progress: Callable[[Progress], None] | None, total: int | None, guide=None) -> None:
         self.stream, self.sink, self.span, self.progress, self.total = stream, sink, span, progress, total
+        self.guide = guide  # a ReferenceGuide: per-frame (hint_ab, mask) carried from the user's references
         self.frames_in = self.frames_out = 0
 
     def through(self, items: Iterable[tuple[str, object]], queue_size: int) -> None:
@@ -86,7 +96,8 @@ class _Run:
                             writer.put(("p", obj))
                         continue
                     y = self.sink.luma(obj)
-                    self._emit(self.stream.push(y, (obj, y)), writer)
+                    g = None if self.guide is None else self.guide.at(obj.pts)
+                    self._emit(self.stream.push(y, (obj, y), g), writer)
                     self.frames_in += 1
                     if self.progress:
                         fps = self.frames_in / max(1e-6, time.monotonic() - t_start)

@@ -148,7 +148,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path, tiny_model_path, monkeypatch
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(L)
+        return real(L, guidance)
 
     monkeypatch.setattr(c.engine, "infer", boom)
     src = make_clip(tmp_path / "in.mp4", frames=10)

@@ -46,6 +46,18 @@ def default_work_dir(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.filmcolor-work")
 
 
+def guidance_identity(guidance) -> dict:
+    """References (time, path, size, mtime) and hint points: what makes the guidance of a job."""
+    import os
+
+    refs = []
+    for t, image in guidance.references:
+        st = os.stat(image)
+        refs.append([str(t), str(Path(image).resolve()), st.st_size, st.st_mtime_ns])
+    return {"references": refs, "points": [repr(p) for p in guidance.points], "relative": guidance.relative,
+            "horizon": guidance.horizon}
+
+
 def job_key(src: Path, dst: Path, options: ColorizerOptions, encode: EncodeOptions, segment_frames: int,
             overlap: int) -> dict:
     """Everything that changes the pixels of a segment; a work folder is reused only for an equal key.
@@ -68,8 +80,12 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
                        ray_address: str = "local", work_dir: str | Path | None = None, keep_work: bool = False,
                        overwrite: bool = False, colorizer: Colorizer | None = None,
                        progress: Callable[[SegmentProgress], None] | None = None,
-                       on_segment: Callable[[dict], None] | None = None) -> dict:
+                       on_segment: Callable[[dict], None] | None = None, guidance=None) -> dict:
     """Colorize ``src`` into ``dst`` in resumable segments; returns a summary dict.
+
+    ``guidance`` (:class:`~filmcolor.temporal.references.ClipGuidance`) goes to every segment: each one
+    computes the carried guidance of its frames from the source itself (keys are addressed by time), so
+    a segment gets the same guidance whichever run renders it; the work folder's key includes it.
 
     ``executor``: "inline" (this process), "processes" (``workers`` processes here) or "ray"
     (``ray_address``; ``workers`` actors, default one per GPU, else per CPU); default inline for one
@@ -85,13 +101,20 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
                           f"join by); write .mkv or .mp4, or colorize without --segments")
     if segment_seconds <= 0:
         raise FormatError("--segment-seconds must be positive")
+    if guidance:
+        from ..temporal.references import check_guidance
+
+        check_guidance(guidance, src)   # one-line errors before any work folder exists
     t0 = time.monotonic()
     index = index_frames(src)
     segment_frames = max(1, round(segment_seconds * float(index.rate)))
     planned = plan_segments(index, segment_frames, overlap, dst.suffix.lower())
     folder = WorkFolder(Path(work_dir).resolve() if work_dir else default_work_dir(dst))
     with folder.locked():  # one run per work folder at a time
-        segments = folder.create_or_check(job_key(src, dst, options, encode, segment_frames, overlap), planned,
+        key = job_key(src, dst, options, encode, segment_frames, overlap)
+        if guidance:
+            key["guidance"] = guidance_identity(guidance)
+        segments = folder.create_or_check(key, planned,
                                           index.frames)
         pending = [s for s in segments if not folder.is_done(s)]
         reused = len(segments) - len(pending)
@@ -118,7 +141,7 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
             report()
 
         report()
-        ex.run([SegmentTask(str(src), str(folder.root), s, encode) for s in pending], on_done,
+        ex.run([SegmentTask(str(src), str(folder.root), s, encode, guidance or None) for s in pending], on_done,
                (lambda p: report(p.frames)) if name == "inline" else None)
         missing = [s.index for s in segments if not folder.is_done(s)]
         if missing:

@@ -39,6 +39,7 @@ class SegmentTask:
     work_dir: str
     segment: Segment
     encode: EncodeOptions
+    guidance: object = None   # ClipGuidance: references and timed hints (picklable)
 
 
 def render_segment(task: SegmentTask, colorizer: Colorizer,
@@ -47,7 +48,8 @@ def render_segment(task: SegmentTask, colorizer: Colorizer,
     folder = WorkFolder(Path(task.work_dir))
     media = folder.root / task.segment.file
     res = colorize_video(task.src, media, colorizer, encode=task.encode,
-                         overwrite=True, span=task.segment.span, progress=progress)
+                         overwrite=True, span=task.segment.span, progress=progress,
+                         guidance=task.guidance)
     if res["frames"] != task.segment.frames:  # never marked done: it would be redone forever, or join short
         media.unlink(missing_ok=True)
         raise FormatError(f"segment {task.segment.index}: decoded {res['frames']} frames where the packet index "

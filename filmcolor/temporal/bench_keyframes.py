@@ -32,7 +32,7 @@ def run(clips: list[Path], settings: list[str], *, model: str = "default", engin
         smoothing: str = "window", max_frames: int | None = None) -> list[dict]:
     """One row per (setting, clip) plus one ``mean`` row per setting."""
     from ..colorizer import Colorizer, ColorizerOptions
-    from ..video.pipeline import colorize_video
+    from ..pipeline import colorize_video
     from ..video_metrics import evaluate_video
 
     rows: list[dict] = []

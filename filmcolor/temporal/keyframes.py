@@ -198,7 +198,7 @@ class KeyframePredictor:
     def _model(self, L: torch.Tensor, guidance: Any = None) -> torch.Tensor:
         from ..inference import predict_ab
 
-        return predict_ab(self.p.infer, L, gain=self.p.gain, guidance=guidance)
+        return predict_ab(self.p.infer, L, gain=self.p.gain, guidance=guidance, guided=self.p.guided)
 
     def push(self, L: torch.Tensor, guidance: Any = None) -> list[torch.Tensor]:
         """One frame's L ``[1,h,w]`` (Lab units, render size) -> the a,b ``[2,h,w]`` of the frames ready now."""

@@ -41,7 +41,7 @@ def test_reference_of_another_aspect_is_refused(tmp_path, grey):
 def test_guidance_is_for_stills(tmp_path, grey):
     (tmp_path / "h.json").write_text("[]")
     r = run_cli("colorize", tmp_path, tmp_path / "outdir", "--hints", tmp_path / "h.json")
-    assert_one_line_error(r, 2, "one still picture")
+    assert_one_line_error(r, 2, "not a folder")
 
 
 def test_hints_change_the_written_picture(tmp_path, grey):

@@ -1,0 +1,207 @@
+"""Reference frames for film: carried forward and backward within a shot, never across a cut."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+W, H, RATE, CUT, KEY = 96, 64, 12, 10, 5   # 20 frames: shot A = 0..9, shot B = 10..19; reference at frame 5
+
+
+def _texture(seed: int, lo: int = 40, span: int = 180) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    t = cv2.GaussianBlur(rng.uniform(0, 255, (H, 2 * W)).astype(np.float32), (0, 0), 3)
+    t = (t - t.min()) / (t.max() - t.min())
+    return (lo + span * t).astype(np.uint8)
+
+
+def _frame_grey(i: int) -> np.ndarray:
+    """Shot A: a texture panning 2 px a frame; shot B: another, darker texture (a hard cut)."""
+    tex = _texture(1) if i < CUT else _texture(2, 10, 90)
+    return tex[:, 2 * i:2 * i + W]
+
+
+def _write(path: Path, frames: list[np.ndarray]) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.options = {"crf": "12"}
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.repeat(img[..., None], 3, 2), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return path
+
+
+@pytest.fixture
+def cut_clip(tmp_path: Path) -> tuple[Path, Path]:
+    """(grey clip with a cut at frame 10, a green colour reference of frame 5; the test model is reddish)."""
+    import cv2
+
+    clip = _write(tmp_path / "grey.mp4", [_frame_grey(i) for i in range(20)])
+    y = _frame_grey(KEY).astype(np.int16)
+    ref = np.stack([np.clip(y - 40, 0, 255), np.clip(y + 40, 0, 255), np.clip(y - 40, 0, 255)], -1).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "key.png"), cv2.cvtColor(ref, cv2.COLOR_RGB2BGR))
+    return clip, tmp_path / "key.png"
+
+
+def _mean_a(path: Path) -> np.ndarray:
+    """Mean Lab a* per frame of a clip (red > 0 > green)."""
+    import av
+    import cv2
+
+    with av.open(str(path)) as c:
+        rgb = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return np.array([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1].astype(float).mean() - 128 for f in rgb])
+
+
+def test_parse_time_forms():
+    from filmcolor.errors import UsageError
+    from filmcolor.guidance import parse_time
+
+    assert parse_time("12.5") == ("seconds", 12.5)
+    assert parse_time(3) == ("seconds", 3.0)
+    assert parse_time("00:01:02.50") == ("seconds", 62.5)
+    assert parse_time("1:02") == ("seconds", 62.0)
+    assert parse_time("f300") == ("frame", 300)
+    for bad in ("", "x", "-1", "00:61:00", "f-3", "nan"):
+        with pytest.raises(UsageError):
+            parse_time(bad)
+
+
+def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_model_path):
+    import av
+
+    from filmcolor.colorizer import Colorizer, ColorizerOptions
+    from filmcolor.temporal.references import ClipGuidance, open_guide
+    from filmcolor.video.formats import choose_matrix, parse_planar
+
+    clip, key = cut_clip
+    col = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
+    stream = col.stream(W, H, parse_planar("yuv420p"), choose_matrix(None, H))
+    with av.open(str(clip)) as c:
+        v = c.streams.video[0]
+        guide = open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, v, (H, W), stream.render_hw,
+                           lambda f: stream.render_L(f.to_ndarray(format="gray")))
+        got = {int(f.pts): guide.at(int(f.pts)) for f in c.decode(v)}
+    pts = sorted(got)
+    conf = [None if got[p] is None else float(got[p][1].mean()) for p in pts]
+    assert conf[KEY] > 0.9                                   # the reference's own frame
+    assert all(c is not None and c > 0.5 for c in conf[:CUT])  # carried back to frame 0 and on to frame 9
+    assert conf[0] < conf[KEY] and conf[CUT - 1] < conf[KEY]   # falls with distance
+    assert all(c is None for c in conf[CUT:])                # nothing crosses the cut
+    a_carried = [float(got[p][0][0, 0].mean()) for p in pts[:CUT]]
+    assert max(a_carried) < -15                              # the reference's green, carried
+    assert guide.peak_frames <= 2 * guide.horizon + 1
+
+
+def test_colorize_api_reference_reaches_its_shot_and_not_the_next(cut_clip, tiny_model_path, tmp_path):
+    from filmcolor.api import colorize
+
+    clip, key = cut_clip
+    opts = dict(model=str(tiny_model_path), engine="torch", smoothing="off")
+    colorize(clip, tmp_path / "auto.mp4", **opts)
+    colorize(clip, tmp_path / "ref.mp4", references={KEY / RATE: str(key)}, **opts)
+    auto, ref = _mean_a(tmp_path / "auto.mp4"), _mean_a(tmp_path / "ref.mp4")
+    assert np.all(auto[:CUT] - ref[:CUT] > 15)                # forward and backward within shot A
+    assert np.abs(ref[CUT:] - auto[CUT:]).max() < 1.0          # shot B stays automatic
+
+
+def test_segments_get_the_references_of_their_span_and_resume_exactly(cut_clip, tiny_model_path, tmp_path):
+    from filmcolor.api import colorize
+    from filmcolor.colorizer import ColorizerOptions
+    from filmcolor.segments import colorize_segmented
+    from filmcolor.temporal.references import ClipGuidance
+
+    clip, key = cut_clip
+    opts = dict(model=str(tiny_model_path), engine="torch", smoothing="off")
+    colorize(clip, tmp_path / "whole.mp4", references={f"f{KEY}": str(key)}, **opts)
+    g = ClipGuidance(((f"f{KEY}", str(key)),))
+    colorize_segmented(clip, tmp_path / "seg.mp4", ColorizerOptions(**opts), segment_seconds=0.3, guidance=g)
+    whole, seg = _mean_a(tmp_path / "whole.mp4"), _mean_a(tmp_path / "seg.mp4")
+    assert len(seg) == len(whole) == 20
+    assert np.abs(whole - seg).max() < 1.0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("filmcolor")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", ["outside", "unreadable", "aspect", "malformed", "badtime", "segments"])
+def test_bad_references_one_line_exit_2_nothing_written(cut_clip, tiny_model_path, tmp_path, case):
+    import cv2
+
+    clip, key = cut_clip
+    (tmp_path / "junk.png").write_text("not an image")
+    cv2.imwrite(str(tmp_path / "square.png"), np.full((64, 64, 3), 128, np.uint8))
+    arg = {"outside": f"99={key}", "unreadable": f"0.5={tmp_path / 'junk.png'}",
+           "aspect": f"0.5={tmp_path / 'square.png'}", "malformed": str(key), "badtime": f"zz={key}", "segments": f"f500={key}"}[case]
+    dst = tmp_path / "out.mp4"
+    extra = ["--segments"] if case == "segments" else []
+    r = _cli("colorize", str(clip), str(dst), "--model", str(tiny_model_path), "--reference", arg, "-q", *extra)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) <= 2 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not dst.exists() and not list(tmp_path.glob("*out*"))
+
+
+def test_evaluate_exemplar_first_scores_both_modes_and_windows(tmp_path, tiny_model_path):
+    """The colour clip's first frame as the reference: reported beside automatic and grey, whole and edges."""
+    import json
+
+    colour = []
+    for i in range(CUT):
+        y = _frame_grey(i).astype(np.int16)
+        colour.append(np.stack([np.clip(y - 40, 0, 255), np.clip(y + 40, 0, 255), np.clip(y - 40, 0, 255)], -1).astype(np.uint8))
+    import av
+
+    with av.open(str(tmp_path / "colour.mp4"), "w") as out:
+        vs = out.add_stream("libx264", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv444p"
+        for i, img in enumerate(colour):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    grey = _write(tmp_path / "grey.mp4", [_frame_grey(i) for i in range(CUT)])
+    r = _cli("evaluate", str(grey), "--reference", str(tmp_path / "colour.mp4"), "--exemplar", "first",
+             "--model", str(tiny_model_path), "--json", str(tmp_path / "m.json"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert res["frames"] == CUT
+    for w in ("whole", "first10", "last10"):
+        assert {"exemplar", "automatic", "grey"} <= set(res[w])
+    assert res["whole"]["exemplar"]["psnr"] > res["whole"]["automatic"]["psnr"] + 3   # the reference's colour counts
+    assert "exemplar" in r.stdout and "last10" in r.stdout
+
+
+def test_frame_api_references_by_index_both_ways_not_across_the_cut(cut_clip, tiny_model_path):
+    import cv2
+
+    from filmcolor.api import colorize_frames
+
+    _, key = cut_clip
+    frames = [_frame_grey(i) for i in range(20)]
+    opts = dict(model=str(tiny_model_path), engine="torch", smoothing="off")
+    auto = list(colorize_frames(frames, **opts))
+    ref = list(colorize_frames(frames, references={KEY: str(key)}, horizon=8, **opts))
+    a = lambda fs: np.array([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1].astype(float).mean() - 128 for f in fs])  # noqa: E731
+    assert len(ref) == 20
+    da = a(auto) - a(ref)
+    assert np.all(da[:CUT] > 15)                 # green carried back to frame 0 and on to frame 9
+    assert np.abs(da[CUT:]).max() < 1.0          # nothing across the cut
