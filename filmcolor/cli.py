@@ -424,9 +424,12 @@ def _evaluate_exemplar(grey: Path, colour: Path, exemplar: str, model: str, engi
     for p in (grey, colour):
         open_input(p).close()
     c = _colorizer(model, engine, None, render_size, saturation)
-    res = evaluate_exemplar(c, grey, colour, limit=limit)
-    text = format_exemplar_report(res, f"{grey.name} with {colour.name}'s first frame [{c.describe()}]")
-    out.print(text)
+    try:
+        res = evaluate_exemplar(c, grey, colour, limit=limit)
+        text = format_exemplar_report(res, f"{grey.name} with {colour.name}'s first frame [{c.describe()}]")
+    finally:
+        c.close()
+    _console(stderr=False).print(text)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.md").write_text(text)
