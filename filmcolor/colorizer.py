@@ -9,15 +9,15 @@ inference path; nothing here touches the luma: it is passed through by callers.
 from __future__ import annotations
 
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
 from .color import YCbCrMatrix, luma_to_lab_l_lut
+from .cpu import torch_threads
 from .inference import FramePredictor, Guidance, Predictor, finish_chroma, predict_ab
 from .models import load_model
 from .render import DEFAULT_RENDER_SIZE, render_shape
@@ -113,26 +113,6 @@ class Colorizer:
 
     def close(self) -> None:
         self.engine.close()
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``n`` for the block (None: unchanged), then restored.
-
-    The stream's tensor work (L lookup, flow warps, smoothing, chroma finish) is many small ops; split over
-    both cores they wait for a core that the decoder, x264 or the engine's own pool holds, and OpenMP's
-    spin-waiting burns it. One thread made a 720p colorize run 3.8x faster on 2 busy cores (whole process,
-    paired runs); ONNX Runtime keeps its own pool, and the torch engine gets its threads back in ``_infer``.
-    """
-    if n is None or torch.get_num_threads() == n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class ChromaStream:

@@ -26,7 +26,7 @@ Keys are addressed by presentation time from the clip's first frame, so every se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -145,7 +145,7 @@ class ReferenceGuide:
 
     def _carry(self, key: _Key) -> None:
         """Decode the key's window, find its frame and shot, carry it both ways, store the guidance."""
-        from ..colorizer import torch_threads
+        from ..cpu import torch_threads
 
         with torch_threads(1):  # many small tensor ops: one thread (see torch_threads), as the stream's
             self._carry_window(key)

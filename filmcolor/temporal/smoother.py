@@ -21,14 +21,14 @@ few milliseconds per frame on a CPU. Flow is computed by OpenCV on the CPU; ever
 from __future__ import annotations
 
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cpu import torch_threads
 from .flow import FlowEstimator, Warper, box3, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, scaled_size
 from .scenecut import DEFAULT_SCENE_THRESHOLD, SceneCutDetector
 
@@ -138,18 +138,9 @@ class TemporalSmoother:
         with self._threads():
             return self._flush()
 
-    @contextmanager
-    def _threads(self) -> Iterator[None]:
-        n = self.cpu_threads
-        if not self._on_cpu or n is None or torch.get_num_threads() == n:
-            yield
-            return
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
+    def _threads(self):
+        """``cpu_threads`` torch threads while smoothing on the CPU (unchanged elsewhere), then restored."""
+        return torch_threads(self.cpu_threads if self._on_cpu else None)
 
     def _push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> list[torch.Tensor]:
         fr = self._ingest(L, ab, motion)
