@@ -24,7 +24,7 @@ from ..models import ModelConfig, create_model, save_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .critic import PatchGAN
 from .data import BatchStream, LabImages
-from .losses import AdversarialLoss, FeatureLoss, l1_ab
+from .losses import AdversarialLoss, FeatureLoss, ab_prior, colour_balance, l1_ab, l1_ab_weighted, rebalance_table
 
 
 @dataclass
@@ -64,6 +64,9 @@ class TrainConfig:
     init_weights: str | None = None  # inference weights (a packaged name or .safetensors) that start G
     resume_from: str | None = None   # a compact committed checkpoint: weights, step and clock continue
     degrade: float = 0.5           # share of samples whose input L gets archival degradations
+    rebalance: float = 0.0         # 0 = plain L1; 1 = L1 fully rebalanced toward rare (saturated) colours
+    balance_weight: float = 0.0    # weight of the per-picture mean a,b term (against colour casts)
+    warmup: int = 100              # steps of linear LR warm-up at the start of every run (a resumed one too)
 
 
     @property
@@ -78,10 +81,15 @@ class TrainConfig:
         return "gan"
 
 
-def _cosine(step: int, total: int, base: float, warmup: int = 100) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
+def _cosine(step: int, total: int, base: float, warmup: int = 100, since: int = 0) -> float:
+    """Cosine decay to 10% over ``total`` steps, ramped up linearly over the ``warmup`` steps after ``since``.
+
+    ``since`` is the step this run started from: a resumed run has a fresh Adam (the compact checkpoint
+    keeps no optimizer state), and full-rate steps with fresh moments first pull a trained model to the mean.
+    """
+    cos = base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
+    ramp = (step - since + 1) / warmup if warmup > 0 else 1.0
+    return cos * min(1.0, ramp)
 
 
 class Trainer:
@@ -104,6 +112,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         self.step = 0
         self.elapsed = 0.0
+        self.run_start = 0
+        self.ab_table: torch.Tensor | None = None  # rebalancing weights per a,b bin (cfg.rebalance > 0)
         self.ckpt = self.out / "checkpoint"
         if self.ckpt.with_suffix(".json").exists():
             meta = load_checkpoint(self.ckpt, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d})
@@ -159,8 +169,15 @@ class Trainer:
             pred = self._generate(L, hint, mask)
         pred = pred.float()
         l1 = l1_ab(pred, ab)
-        loss = self.cfg.lambda_l1 * l1
+        if self.ab_table is not None:
+            loss = self.cfg.lambda_l1 * l1_ab_weighted(pred, ab, self.ab_table, self.cfg.rebalance)
+        else:
+            loss = self.cfg.lambda_l1 * l1
         logs = {"l1": float(l1.detach())}
+        if self.cfg.balance_weight > 0:
+            bal = colour_balance(pred, ab)
+            loss = loss + self.cfg.balance_weight * bal
+            logs["balance"] = float(bal.detach())
         if self.feature is not None:
             with self._autocast():
                 feat = self.feature(L, pred, ab).float()
@@ -195,7 +212,7 @@ class Trainer:
         if phase == "pretrain":
             self.G.train()
             for g in self.opt_g.param_groups:
-                g["lr"] = _cosine(self.step, cfg.pretrain_steps, cfg.lr_g)
+                g["lr"] = _cosine(self.step, cfg.pretrain_steps, cfg.lr_g, cfg.warmup, self.run_start)
             loss, parts = self._g_loss(L, ab, hint, mask, with_adv=False)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
@@ -251,6 +268,10 @@ class Trainer:
     def run(self, data: LabImages | None = None) -> dict:
         cfg = self.cfg
         data = data or LabImages(cfg.data)
+        self.run_start = self.step
+        if cfg.rebalance > 0:
+            self.ab_table = torch.from_numpy(rebalance_table(ab_prior(
+                im[..., 1:].astype(np.float32) - 128.0 for im in data.images[::4])))
         stream = BatchStream(data, cfg.batch_size, cfg.size, cfg.seed, start=self.step, degrade=cfg.degrade,
                              guidance=self.guided)
         log = (self.out / "log.jsonl").open("a")

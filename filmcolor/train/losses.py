@@ -1,7 +1,10 @@
-"""Losses: L1 on a,b, adversarial (BCE with one-sided label smoothing, LSGAN, hinge), feature loss."""
+"""Losses: L1 on a,b (optionally class-rebalanced), colour balance, adversarial, feature loss."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +17,64 @@ from ..models.layers import AB_SCALE
 def l1_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute a,b error on the [-1, 1] scale (so pix2pix's lambda = 100 applies)."""
     return (pred - target).abs().mean() / AB_SCALE
+
+
+AB_BIN = 10.0     # Zhang et al. 2016 quantise a,b on a grid of 10 Lab units
+AB_EDGE = 130.0   # grid [-130, 130) covers every 8-bit Lab code
+AB_BINS = int(2 * AB_EDGE / AB_BIN)
+
+
+def _ab_index(ab: np.ndarray | torch.Tensor):
+    """Grid cell of each a,b pair: ``[..., 2]`` (numpy) or ``[N,2,H,W]`` (torch) -> flat bin indices."""
+    if isinstance(ab, torch.Tensor):
+        q = ((ab + AB_EDGE) / AB_BIN).floor().long().clamp_(0, AB_BINS - 1)
+        return q[:, 0] * AB_BINS + q[:, 1]                        # [N,H,W]
+    q = np.clip(((ab + AB_EDGE) // AB_BIN).astype(np.int64), 0, AB_BINS - 1)
+    return q[..., 0] * AB_BINS + q[..., 1]
+
+
+def ab_prior(ab_images: Iterable[np.ndarray]) -> np.ndarray:
+    """Empirical distribution of a,b over the grid (``[AB_BINS**2]``, sums to 1) from ``[H,W,2]`` arrays in Lab units."""
+    counts = np.zeros(AB_BINS * AB_BINS, np.float64)
+    for ab in ab_images:
+        counts += np.bincount(_ab_index(np.asarray(ab, np.float32)).ravel(), minlength=counts.size)
+    if counts.sum() == 0:
+        raise ValueError("ab_prior needs at least one pixel")
+    return counts / counts.sum()
+
+
+def rebalance_table(prior: np.ndarray, mix: float = 0.5, sigma_bins: float = 0.5, cap: float = 20.0) -> np.ndarray:
+    """Per-bin loss weights that undo the pull toward common (desaturated) colours (Zhang et al. 2016, eq. 4).
+
+    ``w ~ 1 / ((1 - mix) * smoothed prior + mix / Q)`` over the Q occupied bins, normalised so the expected
+    weight under the prior is 1, and capped; bins never seen get weight 1.
+    """
+    import cv2
+
+    grid = prior.reshape(AB_BINS, AB_BINS).astype(np.float64)
+    smooth = cv2.GaussianBlur(grid, (0, 0), sigma_bins) if sigma_bins > 0 else grid
+    smooth = smooth.ravel() / smooth.sum()
+    seen = prior > 0
+    w = np.ones_like(smooth)
+    w[seen] = 1.0 / ((1 - mix) * smooth[seen] + mix / seen.sum())
+    w[seen] /= float((prior[seen] * w[seen]).sum())
+    return np.minimum(w, cap).astype(np.float32)
+
+
+def l1_ab_weighted(pred: torch.Tensor, target: torch.Tensor, table: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """:func:`l1_ab` with each pixel weighted by its true colour's rebalancing weight.
+
+    ``pred``/``target`` ``[N,2,H,W]`` in Lab units, ``table`` ``[AB_BINS**2]`` from :func:`rebalance_table`;
+    ``strength`` blends plain (0) and fully rebalanced (1) L1.
+    """
+    w = table.to(target.device)[_ab_index(target)]                # [N,H,W]
+    w = (1 - strength) + strength * w
+    return ((pred - target).abs() * w.unsqueeze(1)).mean() / AB_SCALE
+
+
+def colour_balance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between each picture's mean a,b and the truth's (a global colour cast), on the [-1, 1] scale."""
+    return (pred.mean(dim=(2, 3)) - target.mean(dim=(2, 3))).abs().mean() / AB_SCALE
 
 
 class AdversarialLoss:
