@@ -7,11 +7,13 @@ Smoothing and colour conversion stay outside engines; the model runs on the whol
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from filmcolor.cpu import cpu_count
 from filmcolor.errors import EnvironmentFailure
 from filmcolor.models import ModelConfig
 
@@ -40,15 +42,50 @@ class EngineClosed(RuntimeError):
 
 
 class Engine(ABC):
-    """Base class of inference engines. Subclasses set ``name`` and implement ``infer``."""
+    """Base class of inference engines. Subclasses set ``name`` and implement ``infer`` (and ``probe``).
+
+    The options every engine takes are resolved here, once: ``device`` (None: CUDA when this engine can
+    use it, else the CPU; probed, so an unusable device raises :class:`EngineUnavailable` with the reason),
+    ``fp16`` (half precision on CUDA; never on the CPU), ``batch`` (frames per ``infer`` call that pay
+    off: 8 on CUDA, 1 on the CPU), ``threads`` (CPU threads of the engine's own work: default every CPU
+    this process may use) and ``render_sizes`` (the render sizes it will be fed, for engines that build
+    per shape). Engine-specific options are keyword arguments of the subclass.
+    """
 
     name: str = "?"
 
     def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
-                 batch: int | None = None) -> None:
+                 batch: int | None = None, threads: int | None = None,
+                 render_sizes: Sequence[int] | None = None) -> None:
         self.config = config
         self.size_multiple = int(getattr(model, "size_multiple", 32))
         self.accepts_guidance = getattr(model, "guide", None) is not None  # hint a,b + mask inputs
+        self.device = self._resolve_device(device)
+        on_cuda = self.device.type == "cuda"
+        self.fp16 = on_cuda and (bool(fp16) if fp16 is not None else self._fp16_by_default())
+        self.batch = int(batch) if batch else (8 if on_cuda else 1)
+        self.threads = int(threads) if threads else cpu_count()
+        self.render_sizes = tuple(sorted({int(r) for r in (render_sizes or (config.render_size or 256,))}))
+
+    def _resolve_device(self, device: str | None) -> torch.device:
+        if device is None:
+            device = "cuda" if self.probe("cuda") is None else "cpu"
+        if reason := self.probe(device):
+            raise EngineUnavailable(reason)
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        return dev
+
+    def _fp16_by_default(self) -> bool:
+        """On CUDA, half precision unless ``fp16=False`` (subclasses may decide otherwise)."""
+        return True
+
+    def prepare(self, height: int, width: int) -> None:
+        """Get ready for inputs of ``height`` x ``width`` (render size) before frames flow.
+
+        Engines that build per shape (TensorRT) build or load here, never inside :meth:`infer`, so a
+        clip never stalls mid-stream; the others need nothing. The colorizer calls it once per clip."""
 
     @classmethod
     def probe(cls, device: str) -> str | None:
@@ -56,8 +93,8 @@ class Engine(ABC):
         return None
 
     @property
-    @abstractmethod
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self) -> Capabilities:
+        return Capabilities(str(self.device), self.fp16, True, self.batch)
 
     @abstractmethod
     def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineClosed, EngineUnavailable, no_cuda_reason
+from .base import Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 from .export import DEFAULT_OPSET, ONNX_GUIDANCE, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import DEFAULT_ASPECTS, cache_root, profile_shapes
 
@@ -42,14 +42,6 @@ def _import_ort() -> ModuleType:
         raise EngineUnavailable(f"engine 'onnxruntime' needs the onnxruntime package: {_install_hint()}") from exc
 
 
-def default_threads() -> int:
-    """CPUs this process may run on (the affinity mask, which honours container limits; else ``os.cpu_count()``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def _shape_str(shape: tuple[int, ...]) -> str:
     return f"{ONNX_INPUT}:" + "x".join(str(int(d)) for d in shape)
 
@@ -59,47 +51,41 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
-                 batch: int | None = None, threads: int | None = None, spin: bool = False,
-                 tensorrt: bool | None = None, render_sizes: Sequence[int] | None = None,
+    def __init__(self, model: nn.Module, config: ModelConfig, *, spin: bool = False, tensorrt: bool | None = None,
                  cache_dir: str | os.PathLike | None = None, onnx_path: str | os.PathLike | None = None,
-                 opset: int = DEFAULT_OPSET) -> None:
-        """``threads``: intra-op threads (default: all CPUs this process may use). ``spin``: let idle ORT
-        threads spin-wait (~5-20% faster alone, but steals CPU from decode/encode threads in a pipeline).
-        ``tensorrt``: on CUDA, put ORT's TensorRT execution provider first (default: when available).
-        ``render_sizes``: TensorRT EP only: build one engine whose profile covers these render sizes (else
-        it builds for the shapes it meets, caching each engine). ``onnx_path``: use this file, not the cache."""
-        super().__init__(model, config)
-        ort = _import_ort()
-        if device is None:
-            device = "cuda" if self.probe("cuda") is None else "cpu"
-        reason = self.probe(device)
-        if reason:
-            raise EngineUnavailable(reason)
-        self.device = torch.device(device)
+                 opset: int = DEFAULT_OPSET, **options: Any) -> None:
+        """Common options (device, fp16, batch, threads, render_sizes): see :class:`~.base.Engine`;
+        ``threads`` are ORT's intra-op threads, ``render_sizes`` the TensorRT EP's profile (without them it
+        builds for the shapes it meets, caching each engine). ``spin``: let idle ORT threads spin-wait
+        (~5-20% faster alone, but steals CPU from decode/encode threads in a pipeline). ``tensorrt``: on
+        CUDA, put ORT's TensorRT execution provider first (default: when available). ``onnx_path``: use
+        this file, not the cache."""
+        self._tensorrt = tensorrt
+        super().__init__(model, config, **options)
         on_cuda = self.device.type == "cuda"
-        if on_cuda and self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
-        available = ort.get_available_providers()
-        use_trt = on_cuda and TRT_EP in available and (
-            tensorrt if tensorrt is not None else importlib.util.find_spec("tensorrt") is not None)
-        # fp16: the TensorRT EP picks fp16 kernels where they pay off; with the CUDA EP alone, fp16 means
-        # a graph that computes in half precision (explicit opt-in, fp32 by default). Never on CPU.
-        self.fp16 = on_cuda and (bool(fp16) if fp16 is not None else use_trt)
-        self.batch = batch or (8 if on_cuda else 1)
-        self.threads = int(threads) if threads else default_threads()
-        self._use_trt = use_trt
-        dtype = torch.float16 if (self.fp16 and on_cuda and not use_trt) else torch.float32
+        dtype = torch.float16 if (self.fp16 and not self._use_trt) else torch.float32
         self.onnx_path = Path(onnx_path) if onnx_path else ensure_onnx(model, config, opset=opset, dtype=dtype,
                                                                       cache_dir=cache_dir)
         self._model, self._export_args = model, dict(opset=opset, dtype=dtype, cache_dir=cache_dir)
         self._guided_session = None  # made on the first guided call: the guided graph is a file of its own
-        self._session_args = (render_sizes, cache_dir, spin)
+        self._session_args = (self.render_sizes if options.get("render_sizes") else None, cache_dir, spin)
         self.session = self._new_session(self.onnx_path)
         active = self.session.get_providers()
         if on_cuda and CUDA_EP not in active and TRT_EP not in active:
             raise EngineUnavailable(f"onnxruntime could not start CUDA (providers in use: {active})")
         self.providers = active
+
+    @property
+    def _use_trt(self) -> bool:
+        """ORT's TensorRT EP goes first: on CUDA, when this onnxruntime has it and (by default) tensorrt is installed."""
+        if self.device.type != "cuda" or TRT_EP not in _import_ort().get_available_providers():
+            return False
+        return self._tensorrt if self._tensorrt is not None else importlib.util.find_spec("tensorrt") is not None
+
+    def _fp16_by_default(self) -> bool:
+        # the TensorRT EP picks fp16 kernels where they pay off; with the CUDA EP alone, fp16 means a graph
+        # that computes in half precision (explicit opt-in, fp32 by default)
+        return self._use_trt
 
     def _new_session(self, path: Path, guided: bool = False):
         """An ONNX Runtime session for ``path`` with this engine's threads, providers and CPU settings.
@@ -162,10 +148,6 @@ class OnnxRuntimeEngine(Engine):
         elif device != "cpu":
             return f"unsupported device {device!r} (cpu or cuda)"
         return None
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(str(self.device), self.fp16, True, self.batch)
 
     def describe(self) -> str:
         ep = self.providers[0].replace("ExecutionProvider", "") if getattr(self, "providers", None) else "?"

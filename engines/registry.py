@@ -3,38 +3,25 @@ third parties register through the ``filmcolor.engines`` entry-point group (valu
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from importlib.metadata import entry_points
-
 from torch import nn
 
 from filmcolor.models import ModelConfig
+from filmcolor.registry import LazyRegistry, Spec
 
 from .base import Engine, EngineUnavailable
 
 ENTRY_POINT_GROUP = "filmcolor.engines"
+EngineSpec = Spec
 
-
-@dataclass(frozen=True)
-class EngineSpec:
-    name: str
-    target: str          # "module:Class"
-    install_hint: str    # what to install when the module is missing
-
-
-BUILTIN_ENGINES: dict[str, EngineSpec] = {
-    spec.name: spec
-    for spec in (
-        EngineSpec("torch", "filmcolor.engines.torch_engine:TorchEngine", "pip install torch"),
-        EngineSpec("onnxruntime", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeEngine",
-                   "pip install 'filmcolor[onnx]' (or 'filmcolor[onnx-gpu]' for CUDA)"),
-        EngineSpec("onnxruntime-int8", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeInt8Engine",
-                   "pip install 'filmcolor[onnx]'"),
-        EngineSpec("tensorrt", "filmcolor.engines.tensorrt_engine:TensorRTEngine",
-                   "pip install 'filmcolor[tensorrt]' (needs an NVIDIA GPU and driver)"),
-    )
-}
+BUILTIN_ENGINES: dict[str, Spec] = LazyRegistry.table((
+    Spec("torch", "filmcolor.engines.torch_engine:TorchEngine", "pip install torch"),
+    Spec("onnxruntime", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeEngine",
+         "pip install 'filmcolor[onnx]' (or 'filmcolor[onnx-gpu]' for CUDA)"),
+    Spec("onnxruntime-int8", "filmcolor.engines.onnxruntime_engine:OnnxRuntimeInt8Engine", "pip install 'filmcolor[onnx]'"),
+    Spec("tensorrt", "filmcolor.engines.tensorrt_engine:TensorRTEngine",
+         "pip install 'filmcolor[tensorrt]' (needs an NVIDIA GPU and driver)"),
+))
+ENGINES = LazyRegistry("engine", ENTRY_POINT_GROUP, BUILTIN_ENGINES, EngineUnavailable)
 
 # Automatic choice, fastest first: (engine, device).
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
@@ -42,25 +29,14 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
 )
 
 
-def engine_specs() -> dict[str, EngineSpec]:
+def engine_specs() -> dict[str, Spec]:
     """Built-in engines plus those registered through the entry-point group."""
-    specs = dict(BUILTIN_ENGINES)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        specs.setdefault(ep.name, EngineSpec(ep.name, ep.value, f"install the package that provides {ep.value}"))
-    return specs
+    return ENGINES.specs()
 
 
 def engine_class(name: str) -> type[Engine]:
     """Import and return the engine class named ``name``; :class:`EngineUnavailable` with the hint if missing."""
-    specs = engine_specs()
-    if name not in specs:
-        raise EngineUnavailable(f"unknown engine {name!r}; known: {', '.join(sorted(specs))}")
-    spec = specs[name]
-    module, _, attr = spec.target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise EngineUnavailable(f"engine {name!r} needs {exc.name or 'a missing package'}: {spec.install_hint}") from exc
+    return ENGINES.load(name)
 
 
 def probe(name: str, device: str) -> str | None:

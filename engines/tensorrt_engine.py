@@ -28,7 +28,7 @@ from torch import nn
 
 from filmcolor.models import ModelConfig
 
-from .base import Capabilities, Engine, EngineClosed, EngineUnavailable, no_cuda_reason
+from .base import Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 from .export import ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, FileLock, atomic_write_bytes, cache_root, engine_cache_key,
                         engine_path, file_sha256, profile_shapes, shape_in_profile, timing_cache_path)
@@ -123,29 +123,21 @@ class TensorRTEngine(Engine):
 
     name = "tensorrt"
 
-    def __init__(self, model: nn.Module, config: ModelConfig, *, device: str | None = None, fp16: bool | None = None,
-                 batch: int | None = None, precision: str | None = None, render_sizes: Sequence[int] | None = None,
+    def __init__(self, model: nn.Module, config: ModelConfig, *, precision: str | None = None,
                  aspects: Union[AspectRange, tuple[HW, HW, HW]] = DEFAULT_ASPECTS, max_batch: int | None = None,
-                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None,
-                 threads: int | None = None) -> None:
-        """``threads`` is accepted for a uniform engine signature and unused (the GPU does the work).
-        ``precision``: fp32, fp16 or bf16 (default fp16 unless ``fp16=False``). ``render_sizes``/``aspects``/
-        ``max_batch``: what the optimization profile covers (default: the model's render size, portrait
-        9:16 to 2.4:1, ``batch`` frames); other shapes trigger a (cached) rebuild with a wider profile."""
-        super().__init__(model, config)
-        self.accepts_guidance = False  # the TensorRT build and its profile cover the automatic graph (L) only
+                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None, **options: Any) -> None:
+        """Common options: see :class:`~.base.Engine` (``device`` defaults to CUDA, the only one it runs on;
+        ``threads`` has nothing to do on a GPU). ``precision``: fp32, fp16 or bf16 (default fp16 unless
+        ``fp16=False``). ``render_sizes``/``aspects``/``max_batch``: what the optimization profile covers
+        (default: the model's render size, portrait 9:16 to 2.4:1, ``batch`` frames); :meth:`prepare` widens
+        it (a cached rebuild) for a shape outside it."""
         self._trt = _import_trt()
-        device = device or "cuda"
-        reason = self.probe(device)
-        if reason:
-            raise EngineUnavailable(reason)
-        self.device = torch.device(device)
-        if self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
+        fp16 = options.get("fp16")
+        super().__init__(model, config, **{"device": "cuda", **{k: v for k, v in options.items() if v is not None}})
+        self.accepts_guidance = False  # the TensorRT build and its profile cover the automatic graph (L) only
         self.precision = self._resolve_precision(precision, fp16)
-        self.batch = batch or 8
+        self.fp16 = self.precision != "fp32"
         self.max_batch = max(int(max_batch or self.batch), self.batch)
-        self.render_sizes = tuple(sorted(set(int(r) for r in (render_sizes or (config.render_size or 256,)))))
         self.aspects = aspects
         self.workspace = int(workspace_gb * (1 << 30))
         self.cache_dir = cache_root(cache_dir)
@@ -230,6 +222,13 @@ class TensorRTEngine(Engine):
             log.warning("cached TensorRT engine %s does not load here; rebuilding", path)
         return engine
 
+    def prepare(self, height: int, width: int) -> None:
+        """Widen the profile (a rebuild, or a load from the cache) if ``height`` x ``width`` is outside it."""
+        if self.context is None:
+            raise EngineClosed(self.name)
+        if not shape_in_profile((min(self.batch, self.max_batch), 1, height, width), self.profile):
+            self._widen(height, width)
+
     def _widen(self, h: int, w: int) -> None:
         """Rebuild (or load from the cache) an engine whose profile also covers an ``h`` x ``w`` input."""
         if len(self.aspects) == 3:  # explicit (min, opt, max) sides: stretch the box
@@ -243,10 +242,6 @@ class TensorRTEngine(Engine):
         self._load()
 
     # -- run ---------------------------------------------------------------------------------------------------
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(str(self.device), self.precision != "fp32", True, self.batch)
-
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision})"
 
@@ -261,7 +256,8 @@ class TensorRTEngine(Engine):
         if h % self.size_multiple or w % self.size_multiple:
             raise ValueError(f"H and W must be multiples of {self.size_multiple}, got {h}x{w}")
         if not shape_in_profile((min(n, self.max_batch), 1, h, w), self.profile):
-            self._widen(h, w)
+            raise ValueError(f"input {h}x{w} is outside the TensorRT profile {self.profile}: call prepare({h}, {w}) "
+                             "first (it builds outside the stream)")
         parts = [self._run(x[i:i + self.max_batch]) for i in range(0, n, self.max_batch)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 

@@ -52,19 +52,16 @@ class Colorizer:
             raise ValueError(f"smoothing must be one of {SMOOTHING_MODES}, got {self.options.smoothing!r}")
         model, self.config = load_model(self.options.model)
         self.render_size = self.options.render_size or self.config.render_size or DEFAULT_RENDER_SIZE
-        engine_opts: dict[str, Any] = {"batch": self.options.batch}
-        if self.options.threads:
-            engine_opts["threads"] = self.options.threads
-        if self.options.engine == "tensorrt":  # build the optimization profile around this render size
-            engine_opts["render_sizes"] = (self.render_size,)
-        self.engine = create_engine(self.options.engine, model, self.config, device=self.options.device, **engine_opts)
+        # render_sizes: engines that build per shape (TensorRT) make their profile around this render size
+        self.engine = create_engine(self.options.engine, model, self.config, device=self.options.device,
+                                    batch=self.options.batch, threads=self.options.threads,
+                                    render_sizes=(self.render_size,))
         self.device = torch.device(self.engine.capabilities.device)
         self.gain = self.options.saturation * self.config.chroma_gain
         from .temporal.keyframes import KeyframePolicy
 
         self.keyframes = KeyframePolicy.parse(self.options.keyframes)
         self.model_frames = 0  # frames the engine has run on (keyframe inference skips some)
-        self._model_threads = torch.get_num_threads()
 
     def describe(self) -> str:
         return f"{self.config.name} @ {self.render_size}px on {self.engine.describe()}"
@@ -83,7 +80,8 @@ class Colorizer:
         """This colorizer as the inference path sees it: the engine, render size, gain, batch."""
         caps = self.engine.capabilities
         return Predictor(self._infer, self.render_size, self.engine.size_multiple, self.gain,
-                         max(1, caps.preferred_batch), self.device, guided=self.engine.accepts_guidance)
+                         max(1, caps.preferred_batch), self.device, guided=self.engine.accepts_guidance,
+                         prepare=self.engine.prepare)
 
     def frame_predictor(self, causal: bool = False) -> FramePredictor:
         """How a clip's frames get their a,b: engine, then the temporal smoother; with ``keyframes`` other
@@ -102,13 +100,11 @@ class Colorizer:
         self.model_frames += int(L.shape[0])
         if guidance is not None:
             guidance = (guidance[0].to(self.device), guidance[1].to(self.device))
-        if self.engine.name == "torch" and self.device.type == "cpu":
-            with torch_threads(self._model_threads):  # the model itself may use the threads the stream gave up
-                return self.engine.infer(L.to(self.device), guidance)
-        return self.engine.infer(L.to(self.device), guidance)
+        return self.engine.infer(L.to(self.device), guidance)  # the engine sets its own threads
 
     def infer_L(self, L: torch.Tensor) -> torch.Tensor:
         """L ``[N,1,h,w]`` at render size (any device) -> a,b on the engine's device, gain applied."""
+        self.engine.prepare(*L.shape[-2:])
         return predict_ab(self._infer, L, gain=self.gain)  # automatic: no guidance
 
     def close(self) -> None:
@@ -133,6 +129,8 @@ class ChromaStream:
         self.lut = luma_to_lab_l_lut(layout.code_range).numpy()
         self.y_scale = float((1 << layout.bits) - 1)
         self.frames = frames if frames is not None else FramePredictor(predictor)
+        if predictor.prepare is not None:
+            predictor.prepare(self.rh, self.rw)  # engines that build per shape do it now, not mid-stream
         self.on_cpu = predictor.device.type == "cpu"
         self._waiting: deque = deque()  # pushed, a,b not yet back: (tag, L, y_lo, y_hi)
 

@@ -1,11 +1,18 @@
-"""CPU thread settings of torch, scoped to a block (shared by the colorizer's stream and the smoother)."""
+"""CPU counts and torch's thread settings, scoped to a block (engines, the colorizer's stream, the smoother)."""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
-import torch
+
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, which honours container limits; else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @contextmanager
@@ -15,8 +22,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
     The stream's tensor work (L lookup, flow warps, smoothing, chroma finish) is many small ops; split over
     both cores they wait for a core that the decoder, x264 or the engine's own pool holds, and OpenMP's
     spin-waiting burns it. One thread made a 720p colorize run 3.8x faster on 2 busy cores (whole process,
-    paired runs); ONNX Runtime keeps its own pool, and the torch engine gets its threads back in ``_infer``.
+    paired runs); ONNX Runtime keeps its own pool, and the torch engine sets its own threads around each ``infer``.
     """
+    import torch  # here, so that cpu_count stays torch-free for the CLI
+
     if n is None or torch.get_num_threads() == n:
         yield
         return

@@ -42,6 +42,7 @@ class Predictor:
     batch: int = 1                          # frames per infer() call that pay off
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where infer() returns a,b
     guided: bool = False                    # infer(L, guidance) feeds guidance to the model's own inputs
+    prepare: Optional[Callable[[int, int], None]] = None  # called with (h, w) before a clip or picture of that render size
 
 
 def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Guidance = None,

@@ -8,76 +8,48 @@ whether it can run here (its module's ``probe()`` when it has one), :func:`list_
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
+from filmcolor.registry import LazyRegistry, Spec
+
 ENTRY_POINT_GROUP = "filmcolor.plugins"
+PluginSpec = Spec
 
 
 class PluginUnavailable(RuntimeError):
     """The plugin cannot run here (missing package or program); the message says why and how to fix it."""
 
 
-@dataclass(frozen=True)
-class PluginSpec:
-    name: str
-    target: str          # "module:attr": the plugin's entry (a class or function)
-    install_hint: str    # what to install when the module or a program it needs is missing
-    description: str = ""
+BUILTIN_PLUGINS: dict[str, Spec] = LazyRegistry.table((
+    Spec("opencv", "filmcolor.plugins.opencv:ColorizeFilter", "pip install opencv-contrib-python-headless",
+         "stateful frame filter for cv2.VideoCapture loops"),
+    Spec("ffmpeg-pipe", "filmcolor.plugins.ffmpeg_pipe:pipe",
+         "install the ffmpeg program (apt install ffmpeg) to make the raw streams",
+         "`filmcolor pipe`: raw frames stdin -> stdout between ffmpeg processes"),
+    Spec("ffmpeg-graph", "filmcolor.plugins.ffmpeg_graph:colorize_graph",
+         "pip install ffmpeg-python, and the ffmpeg program (apt install ffmpeg)",
+         "ffmpeg-python decode -> colorize -> encode with filters around it"),
+    Spec("vapoursynth", "filmcolor.plugins.vapoursynth:colorize",
+         "pip install 'filmcolor[vapoursynth]' (VapourSynth R74+ wheels need Python >= 3.12)",
+         "colorize(clip) -> VideoNode for VapourSynth scripts"),
+))
+PLUGINS = LazyRegistry("plugin", ENTRY_POINT_GROUP, BUILTIN_PLUGINS, PluginUnavailable)
 
 
-BUILTIN_PLUGINS: dict[str, PluginSpec] = {
-    spec.name: spec
-    for spec in (
-        PluginSpec("opencv", "filmcolor.plugins.opencv:ColorizeFilter", "pip install opencv-contrib-python-headless",
-                   "stateful frame filter for cv2.VideoCapture loops"),
-        PluginSpec("ffmpeg-pipe", "filmcolor.plugins.ffmpeg_pipe:pipe",
-                   "install the ffmpeg program (apt install ffmpeg) to make the raw streams",
-                   "`filmcolor pipe`: raw frames stdin -> stdout between ffmpeg processes"),
-        PluginSpec("ffmpeg-graph", "filmcolor.plugins.ffmpeg_graph:colorize_graph",
-                   "pip install ffmpeg-python, and the ffmpeg program (apt install ffmpeg)",
-                   "ffmpeg-python decode -> colorize -> encode with filters around it"),
-        PluginSpec("vapoursynth", "filmcolor.plugins.vapoursynth:colorize",
-                   "pip install 'filmcolor[vapoursynth]' (VapourSynth R74+ wheels need Python >= 3.12)",
-                   "colorize(clip) -> VideoNode for VapourSynth scripts"),
-    )
-}
-
-
-def plugin_specs() -> dict[str, PluginSpec]:
+def plugin_specs() -> dict[str, Spec]:
     """Built-in plugins plus those registered through the entry-point group."""
-    specs = dict(BUILTIN_PLUGINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        specs.setdefault(ep.name, PluginSpec(ep.name, ep.value, f"install the package that provides {ep.value}"))
-    return specs
-
-
-def _spec(name: str) -> PluginSpec:
-    specs = plugin_specs()
-    if name not in specs:
-        raise PluginUnavailable(f"unknown plugin {name!r}; known: {', '.join(sorted(specs))}")
-    return specs[name]
+    return PLUGINS.specs()
 
 
 def plugin_target(name: str) -> Any:
     """Import and return plugin ``name``'s entry; :class:`PluginUnavailable` with the hint if it cannot load."""
-    spec = _spec(name)
-    module, _, attr = spec.target.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise PluginUnavailable(f"plugin {name!r} needs {exc.name or 'a missing package'}: {spec.install_hint}") from exc
-    try:
-        return getattr(mod, attr) if attr else mod
-    except AttributeError:
-        raise PluginUnavailable(f"plugin {name!r}: {module} has no {attr!r}") from None
+    return PLUGINS.load(name)
 
 
 def probe(name: str) -> str | None:
     """None when plugin ``name`` can run here, else the reason (with what to install)."""
     try:
-        spec = _spec(name)
+        spec = PLUGINS.spec(name)
         target = plugin_target(name)
     except PluginUnavailable as exc:
         return str(exc)

@@ -28,10 +28,11 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
 
 
 def _load_builtins() -> None:
+    """Import the built-in architecture modules and the entry points once; marked done only when that
+    succeeded, so a failed import is raised again next time instead of leaving a half-filled registry."""
     global _loaded_builtins
     if _loaded_builtins:
         return
-    _loaded_builtins = True
     import importlib
 
     for mod in _BUILTIN_MODULES:
@@ -39,6 +40,7 @@ def _load_builtins() -> None:
     for ep in entry_points(group="filmcolor.models"):
         if ep.name not in _BUILDERS:
             _BUILDERS[ep.name] = ep.load()
+    _loaded_builtins = True
 
 
 def list_models() -> list[str]:

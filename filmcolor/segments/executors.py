@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
-import os
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Callable, Protocol, Sequence
 
 from ..colorizer import Colorizer, ColorizerOptions
+from ..cpu import cpu_count
 from ..errors import FormatError
 from ..pipeline import Progress
 from .worker import SegmentTask, SegmentWorker, render_segment
@@ -41,13 +41,6 @@ def create_executor(name: str, options: ColorizerOptions, workers: int, **kw) ->
         raise FormatError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
     module, cls = EXECUTORS[name].split(":")
     return getattr(importlib.import_module(module), cls)(options, workers, **kw)
-
-
-def cpus_here() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 class InlineExecutor:
@@ -95,7 +88,7 @@ class ProcessExecutor:
 
     def __init__(self, options: ColorizerOptions, workers: int = 2) -> None:
         self.workers = max(1, int(workers))
-        threads = options.threads or max(1, cpus_here() // self.workers)
+        threads = options.threads or max(1, cpu_count() // self.workers)
         self.options = replace(options, threads=threads)
 
     def describe(self) -> str:

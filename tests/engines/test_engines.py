@@ -1,7 +1,6 @@
-"""Engine conformance (one suite over every built-in engine), the registry, and ONNX export parity.
+"""The engine registry, ONNX export parity, int8 calibration, engine benchmarks (conformance: test_conformance.py).
 
-Engines that cannot run here skip with their probe's reason (TensorRT needs ``--device cuda`` and the
-tensorrt package). The ONNX cache goes to a temporary folder (``FILMCOLOR_CACHE``), never to ~/.cache.
+The ONNX cache goes to a temporary folder (``FILMCOLOR_CACHE``), never to ~/.cache.
 """
 
 from __future__ import annotations
@@ -16,20 +15,9 @@ import torch
 from filmcolor.engines import EngineUnavailable, create_engine, engine_specs, probe
 from filmcolor.engines.registry import BUILTIN_ENGINES, EngineSpec, engine_class
 from filmcolor.models import ModelConfig, create_model, load_model
+from filmcolor.testing.engines import random_L as _L
 
 ENGINES = ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt"]
-# Max abs a,b difference (Lab units; a,b span about +-110) allowed between an engine and the float32 torch
-# engine. Measured for onnxruntime on CPU with the tiny model (attention on): 1.5e-5. TensorRT fp32 may use
-# TF32 kernels; any fp16 engine gets the loose bound.
-# int8 quantisation is judged by its error distribution, not its single worst value: on this uniform-noise
-# L (outside the range of the calibration frames, so some activations clip) the max over 24,576 values
-# is a tail statistic that moved between 2.9 and 5.4 Lab units over 12 seeds (torch 2.13.0+cpu and
-# 2.14.1+cu130, onnxruntime 1.32, same figures), while the 99th percentile stayed at 0.29-0.30 and the
-# mean at 0.095-0.097; on the calibration frames themselves the max was 0.52. Bounds: mean and p99 at 3x
-# those figures, the max at 2x the worst seen (a,b span +-110).
-PARITY_TOL = {"torch": 1e-3, "onnxruntime": 1e-3, "onnxruntime-int8": 12.0, "tensorrt": 0.1}
-INT8_TOL = {"mean": 0.3, "p99": 1.0}
-FP16_TOL = 1.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,98 +34,6 @@ def tiny(tiny_model_path: Path) -> tuple[torch.nn.Module, ModelConfig]:
     with torch.no_grad():  # switch the self-attention on (gamma starts at 0), so it is exercised
         model.attn.gamma.fill_(0.7)
     return model, config
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def engine(request: pytest.FixtureRequest, tiny):
-    name = request.param
-    dev = request.config.getoption("--device")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        pytest.skip("--device cuda given but torch sees no CUDA device")
-    reason = probe(name, dev)
-    if reason:
-        pytest.skip(f"{name} on {dev}: {reason}")
-    model, config = tiny
-    eng = create_engine(name, model, config, device=dev)
-    yield eng
-    eng.close()
-
-
-@pytest.fixture(scope="module")
-def reference(request: pytest.FixtureRequest, tiny):
-    """The torch engine in float32 on the same device: what every engine must match."""
-    model, config = tiny
-    eng = create_engine("torch", model, config, device=request.config.getoption("--device"), fp16=False)
-    yield eng
-    eng.close()
-
-
-def _L(n: int, h: int, w: int, device, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, 1, h, w, generator=g) * 100.0).to(device)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Conformance
-
-
-def test_output_shape_dtype_device(engine):
-    caps = engine.capabilities
-    out = engine.infer(_L(2, 64, 96, caps.device))
-    assert out.shape == (2, 2, 64, 96)
-    assert out.dtype == torch.float32
-    assert out.device.type == torch.device(caps.device).type
-    assert torch.isfinite(out).all()
-    assert out.abs().max() <= 110.0 + 1e-3  # tanh * AB_SCALE
-    assert caps.dynamic_shapes and caps.preferred_batch >= 1
-
-
-def test_deterministic(engine):
-    L = _L(2, 64, 64, engine.capabilities.device, seed=1)
-    a = engine.infer(L).clone()
-    b = engine.infer(L)
-    assert torch.equal(a, b)
-
-
-def test_batch_invariance(engine):
-    L = _L(3, 64, 96, engine.capabilities.device, seed=2)
-    together = engine.infer(L)
-    alone = torch.cat([engine.infer(L[i:i + 1]) for i in range(3)])
-    tol = 1e-4 if not engine.capabilities.fp16 else 0.5
-    assert (together - alone).abs().max().item() <= tol
-
-
-def test_parity_with_torch(engine, reference):
-    L = _L(2, 96, 64, engine.capabilities.device, seed=3)
-    got = engine.infer(L).float().cpu()
-    want = reference.infer(L.to(reference.capabilities.device)).cpu()
-    delta = (got - want).abs()
-    diff = delta.max().item()
-    tol = FP16_TOL if engine.capabilities.fp16 else PARITY_TOL[engine.name]
-    assert diff <= tol, f"{engine.describe()}: max |delta ab| = {diff:.3g}"
-    if engine.name.endswith("int8"):
-        mean, p99 = delta.mean().item(), delta.flatten().quantile(0.99).item()
-        assert mean <= INT8_TOL["mean"] and p99 <= INT8_TOL["p99"], f"mean {mean:.3g}, p99 {p99:.3g}"
-
-
-def test_dynamic_height_width(engine):
-    dev = engine.capabilities.device
-    for h, w in ((64, 128), (96, 64)):
-        assert engine.infer(_L(1, h, w, dev)).shape == (1, 2, h, w)
-
-
-@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
-def test_close_is_idempotent_and_infer_after_close_is_one_clear_error(tiny, name):
-    from filmcolor.engines.base import EngineClosed
-
-    if probe(name, "cpu") is not None:
-        pytest.skip(probe(name, "cpu"))
-    model, config = tiny
-    eng = create_engine(name, model, config, device="cpu")
-    eng.close()
-    eng.close()
-    with pytest.raises(EngineClosed, match=f"the {name} engine is closed"):
-        eng.infer(_L(1, 64, 64, "cpu"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

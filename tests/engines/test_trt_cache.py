@@ -207,12 +207,34 @@ def test_tensorrt_engine_builds_runs_and_caches(tiny_model_path, device, tmp_pat
     again = TensorRTEngine(model, config, device=str(device), precision="fp32", batch=2, aspects=sides,
                            cache_dir=tmp_path)
     assert time.perf_counter() - t0 < max(built, 1.0) and again.engine_file == eng.engine_file  # loaded from cache
-    wide = again.infer(torch.rand(1, 1, 64, 192, device=device) * 100)  # outside the profile: widened
-    assert wide.shape == (1, 2, 64, 192)
+    outside = torch.rand(1, 1, 64, 192, device=device) * 100
+    with pytest.raises(ValueError, match="outside the TensorRT profile"):
+        again.infer(outside)  # never a build inside infer
+    again.prepare(64, 192)  # widened (a rebuild) before frames flow
+    assert again.infer(outside).shape == (1, 2, 64, 192)
     again.close()
     half = TensorRTEngine(model, config, device=str(device), batch=2, aspects=sides, cache_dir=tmp_path)
     assert half.capabilities.fp16 and (half.infer(L) - want).abs().max().item() < 2.0
     half.close()
+
+
+def test_tensorrt_builds_in_prepare_never_in_infer():
+    """The profile logic without a GPU: prepare widens only for shapes outside it; infer refuses them."""
+    from filmcolor.engines.tensorrt_engine import TensorRTEngine
+
+    eng = TensorRTEngine.__new__(TensorRTEngine)  # no TensorRT here: the attributes _load would set
+    eng.profile = profile_shapes((64,), ((64, 64), (64, 96), (128, 128)), 2, 32)
+    eng.batch = eng.max_batch = 2
+    eng.context, eng.size_multiple, eng.accepts_guidance, eng.device = object(), 32, False, torch.device("cpu")
+    widened = []
+    eng._widen = lambda h, w: widened.append((h, w))
+    eng.prepare(64, 96)
+    assert widened == []
+    with pytest.raises(ValueError, match=r"call prepare\(64, 192\)"):
+        eng.infer(torch.zeros(1, 1, 64, 192))
+    assert widened == []
+    eng.prepare(64, 192)
+    assert widened == [(64, 192)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -92,11 +92,12 @@ def test_registry_lists_builtins_with_reasons():
 def test_registry_entry_points_and_unknown(monkeypatch):
     from importlib.metadata import EntryPoint
 
+    import filmcolor.registry
     from filmcolor.plugins import registry
 
     eps = [EntryPoint("mine", "json:dumps", registry.ENTRY_POINT_GROUP),
            EntryPoint("broken", "no_such_module_xyz:thing", registry.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(registry, "entry_points", lambda group: eps if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(filmcolor.registry, "entry_points", lambda group: eps if group == registry.ENTRY_POINT_GROUP else [])
     rows = {r["name"]: r for r in registry.list_plugins()}
     assert rows["mine"]["usable"] and registry.plugin_target("mine") is __import__("json").dumps
     assert not rows["broken"]["usable"] and "no_such_module_xyz" in rows["broken"]["reason"]
