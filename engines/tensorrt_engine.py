@@ -30,8 +30,10 @@ from filmcolor.models import ModelConfig
 
 from .base import Engine, EngineClosed, EngineUnavailable, no_cuda_reason
 from .export import ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
-from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, FileLock, atomic_write_bytes, cache_root, engine_cache_key,
-                        engine_path, file_sha256, profile_shapes, shape_in_profile, timing_cache_path)
+from filmcolor.fs import FileLock, atomic_write_bytes
+
+from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, cache_root, engine_cache_key, engine_path, file_sha256,
+                        profile_shapes, shape_in_profile, timing_cache_path)
 
 log = logging.getLogger(__name__)
 

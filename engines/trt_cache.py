@@ -7,8 +7,8 @@ Standard library only (no torch, no tensorrt), so it loads anywhere, fast:
   covers the render sizes and aspect ratios the pipeline will feed (same snapping as
   :func:`filmcolor.render.render_shape`).
 - :func:`engine_cache_key`: a stable hex key over everything that invalidates a built engine.
-- :class:`FileLock` and :func:`atomic_write_bytes` (from :mod:`filmcolor.fs`, re-exported here): two
-  processes never build the same engine at once, and readers see either nothing or a whole file.
+The file lock and atomic writes that keep two processes from building the same engine at once are
+:mod:`filmcolor.fs`'s.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import os
 import re
 from pathlib import Path
 from typing import Mapping, Sequence, Union
-
-from filmcolor.fs import FileLock, LockTimeout, atomic_write_bytes, temp_path_for  # noqa: F401  (re-exported)
 
 CACHE_ENV = "FILMCOLOR_CACHE"
 KEY_VERSION = 1  # bump when the engine-building recipe changes in a way the key does not see

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from .video.formats import STILL_SUFFIXES, choose_matrix
 from .pipeline import colorize_video
 from .video.sink import EncodeOptions
 from .video.rgb import layout_444, rgb_to_luma, ycbcr_planes_to_rgb
+
+if TYPE_CHECKING:
+    from .temporal.references import ClipGuidance
 
 
 def colorize(src: str | Path, dst: str | Path, *, colorizer: Colorizer | None = None, overwrite: bool = False,

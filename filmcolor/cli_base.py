@@ -9,9 +9,7 @@ traceback. Importing this module costs typer only.
 from __future__ import annotations
 
 import errno
-import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import typer
@@ -54,19 +52,6 @@ class AppTyper(typer.Typer):
 def flag(*names: str, help: str) -> Any:
     """A plain on/off flag (shown without a value placeholder in --help)."""
     return typer.Option(False, *names, metavar="", help=help)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path``, fsync, rename: never a half-written file."""
-    tmp = path.with_name(f".{path.stem}.filmcolor-partial-{os.getpid()}{path.suffix}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # OSErrors that are the machine's or the user's, not the program's: errno -> (exit code, what to say)

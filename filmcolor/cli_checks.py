@@ -95,3 +95,12 @@ def check_start_inside(src: Path, start: float | None) -> None:
     duration = clip_duration(src)
     if duration is not None and start >= duration:
         raise UsageError(f"--start {start:g} s is past the end of {str(src)!r} ({duration:.2f} s long)")
+
+
+def check_list(text: str, allowed, option: str) -> list[str]:
+    """A comma-separated option (``--sizes 480p,720p``) -> its items, each one of ``allowed``; else a usage error."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise UsageError(f"{option} takes a comma-separated list of {', '.join(allowed)}; got {text!r}")
+    return items

@@ -124,10 +124,14 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, bytearray, memoryview]) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder + ``os.replace``: never a torn file."""
+def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, bytearray, memoryview], *,
+                       parents: bool = True) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, ``os.replace``: never a torn file.
+
+    ``parents``: make missing folders (caches); False for a user's output, whose folder must exist."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

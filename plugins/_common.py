@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from filmcolor.video.rgb import convert_depth, layout_444, rgb_to_luma, ycbcr_planes_to_rgb
 
 __all__ = ["make_colorizer", "matrix_named", "convert_depth", "layout_444", "rgb_to_luma", "ycbcr_planes_to_rgb"]

@@ -229,46 +229,12 @@ class _Drain(threading.Thread):
         return _message(self.lines)
 
 
-def colorize_graph(src: str | Path, dst: str | Path, *, pre_filters: FilterSpec = None, post_filters: FilterSpec = None,
-                   pix_fmt: str = "gray", out_pix_fmt: str = "yuv420p", size: tuple[int, int] | None = None,
-                   rate: Fraction | float | str | None = None, audio: bool = True, audio_codec: str = "copy",
-                   output_options: dict | None = None, overwrite: bool = False, colorizer: "Colorizer | None" = None,
-                   matrix: str | None = "auto", ffmpeg_cmd: str = "ffmpeg", ffprobe_cmd: str = "ffprobe",
-                   progress: Callable[[int], None] | None = None, **options: Any) -> dict:
-    """Colorize ``src`` into ``dst`` through ffmpeg with filters around the colorizer; returns a summary.
+def _run_graph(decode: Any, encode: Any, spec: Any, c: "Colorizer", src: Path, dst: Path, ffmpeg_cmd: str,
+               progress: Callable[[int], None] | None) -> dict:
+    """Run the decoding and encoding ffmpeg processes around the colorizer; ffmpeg's own failure is the
+    root cause when there is one, else the colorizer's. Both processes are gone when this returns or raises."""
+    from .ffmpeg_pipe import run_pipe
 
-    ``pix_fmt``: what the decode side hands over (gray, gray10le, yuv420p, yuv420p10le); its luma goes
-    through untouched. ``size``/``rate``: the frames' size and rate after the pre-filters; by default
-    size is measured through the pre-filters (one frame) and the rate probed from the source, so give
-    ``rate`` for filters that change it (``fps=``, ``yadif=1``). ``output_options``: ffmpeg output
-    options (``{"vcodec": "libx264", "crf": 18}``). ``options``: ColorizerOptions fields.
-    The output is written under a hidden name and renamed when complete.
-    """
-    from filmcolor.fs import check_output, temp_path
-
-    from ._common import make_colorizer
-    from .ffmpeg_pipe import PipeSpec, run_pipe
-
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise FormatError(f"input {str(src)!r} does not exist")
-    check_output(dst, overwrite, src, hint="overwrite=True")
-    if pix_fmt not in DECODE_FORMATS:
-        raise FormatError(f"decode pixel format must be one of {', '.join(DECODE_FORMATS)}, got {pix_fmt!r}")
-    info = probe_video(src, cmd=ffprobe_cmd)
-    if size is None:
-        size = filtered_size(src, pre_filters, cmd=ffmpeg_cmd) if pre_filters else (info["width"], info["height"])
-    width, height = size
-    fps = rate if rate is not None else info["rate"]
-    spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, matrix=matrix)
-    tmp = temp_path(dst)
-    decode, encode = build_graph(src, tmp, width=width, height=height, rate=fps, pre_filters=pre_filters,
-                                 post_filters=post_filters, pix_fmt=pix_fmt, out_pix_fmt=out_pix_fmt,
-                                 full_range=spec.full_range and spec.dst.kind == "yuv", matrix=spec.matrix.name,
-                                 audio=audio and info["audio_streams"] > 0, audio_codec=audio_codec,
-                                 output_options=output_options)
-    c, owned = make_colorizer(colorizer, options)
-    t0 = time.monotonic()
     procs: list[subprocess.Popen] = []
     try:
         dec = decode.run_async(cmd=ffmpeg_cmd, pipe_stdout=True, pipe_stderr=True)
@@ -294,18 +260,65 @@ def colorize_graph(src: str | Path, dst: str | Path, *, pre_filters: FilterSpec 
         rc_dec, rc_enc = dec.wait(), enc.wait()
         for d in logs:
             d.join(timeout=5)
-        if rc_dec != 0 and not (killed and rc_dec < 0):  # ffmpeg's own failure is the root cause
+        if rc_dec != 0 and not (killed and rc_dec < 0):
             raise FormatError(f"ffmpeg decoding {str(src)!r} failed: {logs[0].cause()}")
         if rc_enc != 0:
             raise FormatError(f"ffmpeg encoding {str(dst)!r} failed: {logs[1].cause()}")
         if failure is not None:
             raise failure
-        os.replace(tmp, dst)
+        return summary
     except BaseException:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        raise
+
+
+def colorize_graph(src: str | Path, dst: str | Path, *, pre_filters: FilterSpec = None, post_filters: FilterSpec = None,
+                   pix_fmt: str = "gray", out_pix_fmt: str = "yuv420p", size: tuple[int, int] | None = None,
+                   rate: Fraction | float | str | None = None, audio: bool = True, audio_codec: str = "copy",
+                   output_options: dict | None = None, overwrite: bool = False, colorizer: "Colorizer | None" = None,
+                   matrix: str | None = "auto", ffmpeg_cmd: str = "ffmpeg", ffprobe_cmd: str = "ffprobe",
+                   progress: Callable[[int], None] | None = None, **options: Any) -> dict:
+    """Colorize ``src`` into ``dst`` through ffmpeg with filters around the colorizer; returns a summary.
+
+    ``pix_fmt``: what the decode side hands over (gray, gray10le, yuv420p, yuv420p10le); its luma goes
+    through untouched. ``size``/``rate``: the frames' size and rate after the pre-filters; by default
+    size is measured through the pre-filters (one frame) and the rate probed from the source, so give
+    ``rate`` for filters that change it (``fps=``, ``yadif=1``). ``output_options``: ffmpeg output
+    options (``{"vcodec": "libx264", "crf": 18}``). ``options``: ColorizerOptions fields.
+    The output is written under a hidden name and renamed when complete.
+    """
+    from filmcolor.fs import check_output, temp_path
+
+    from ._common import make_colorizer
+    from .ffmpeg_pipe import PipeSpec
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FormatError(f"input {str(src)!r} does not exist")
+    check_output(dst, overwrite, src, hint="overwrite=True")
+    if pix_fmt not in DECODE_FORMATS:
+        raise FormatError(f"decode pixel format must be one of {', '.join(DECODE_FORMATS)}, got {pix_fmt!r}")
+    info = probe_video(src, cmd=ffprobe_cmd)
+    if size is None:
+        size = filtered_size(src, pre_filters, cmd=ffmpeg_cmd) if pre_filters else (info["width"], info["height"])
+    width, height = size
+    fps = rate if rate is not None else info["rate"]
+    spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, matrix=matrix)
+    tmp = temp_path(dst)
+    decode, encode = build_graph(src, tmp, width=width, height=height, rate=fps, pre_filters=pre_filters,
+                                 post_filters=post_filters, pix_fmt=pix_fmt, out_pix_fmt=out_pix_fmt,
+                                 full_range=spec.full_range and spec.dst.kind == "yuv", matrix=spec.matrix.name,
+                                 audio=audio and info["audio_streams"] > 0, audio_codec=audio_codec,
+                                 output_options=output_options)
+    c, owned = make_colorizer(colorizer, options)
+    t0 = time.monotonic()
+    try:
+        summary = _run_graph(decode, encode, spec, c, src, dst, ffmpeg_cmd, progress)
+        os.replace(tmp, dst)
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:

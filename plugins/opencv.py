@@ -141,6 +141,29 @@ class ColorizeFilter:
         self.close()
 
 
+def _filter_frames(cap: Any, frame: Any, filt: "ColorizeFilter", writer: Any, name: str,
+                   progress: Callable[[int], None] | None) -> int:
+    """``frame`` and the rest of ``cap`` through ``filt`` into ``writer``; returns the frames written."""
+    from filmcolor.errors import FormatError
+
+    h, w = frame.shape[:2]
+    frames, ok = 0, True
+    while ok:
+        if frame.shape[:2] != (h, w):
+            raise FormatError(f"{name!r}: frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}")
+        out = filt(frame)
+        if out is not None:
+            writer.write(out)
+            frames += 1
+            if progress:
+                progress(frames)
+        ok, frame = cap.read()
+    for out in filt.flush():
+        writer.write(out)
+        frames += 1
+    return frames
+
+
 def colorize_capture(src: str | int | Path, dst: str | Path, fourcc: str = "mp4v", *, overwrite: bool = False,
                      colorizer: "Colorizer | None" = None, fps: float | None = None,
                      progress: Callable[[int], None] | None = None, **options: Any) -> dict:
@@ -166,7 +189,6 @@ def colorize_capture(src: str | int | Path, dst: str | Path, fourcc: str = "mp4v
     tmp = temp_path(dst)
     writer = None
     filt = None
-    frames = 0
     try:
         ok, frame = cap.read()
         if not ok:
@@ -177,19 +199,7 @@ def colorize_capture(src: str | int | Path, dst: str | Path, fourcc: str = "mp4v
         if not writer.isOpened():
             raise FormatError(f"OpenCV cannot write {dst.suffix or 'this'} files with fourcc {fourcc!r}")
         filt = ColorizeFilter(colorizer, **options)
-        while ok:
-            if frame.shape[:2] != (h, w):
-                raise FormatError(f"{str(src)!r}: frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}")
-            out = filt(frame)
-            if out is not None:
-                writer.write(out)
-                frames += 1
-                if progress:
-                    progress(frames)
-            ok, frame = cap.read()
-        for out in filt.flush():
-            writer.write(out)
-            frames += 1
+        frames = _filter_frames(cap, frame, filt, writer, str(src), progress)
         writer.release()
         writer = None
         os.replace(tmp, dst)

@@ -18,6 +18,7 @@ frame numbers) restarts the smoothing, as a scene cut would. ``vapoursynth`` is 
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
@@ -190,7 +191,7 @@ def colorize(clip: Any, *, colorizer: "Colorizer | None" = None, subsampling: st
         raise ValueError(f"{width}x{height} does not divide by the chroma subsampling; use subsampling='444'")
     grey_in = int(fmt.color_family) == GRAY
     out_fmt = core.query_video_format(vs.YUV, vs.INTEGER, bits, ssw, ssh)
-    c, _ = make_colorizer(colorizer, options, batch=1)
+    c, owned = make_colorizer(colorizer, options, batch=1)
     settings: dict[str, Any] = {}
 
     def make_stream() -> Any:
@@ -198,6 +199,8 @@ def colorize(clip: Any, *, colorizer: "Colorizer | None" = None, subsampling: st
         return c.stream(width, height, layout, matrix_named(settings["matrix"], height), causal=True)
 
     seq = FrameSequencer(make_stream, order_wait=order_wait, ahead=max(8, core.num_threads))
+    if owned:  # VapourSynth has no close for a node: the engine goes when the node's callback (holding seq) is freed
+        weakref.finalize(seq, c.close)
 
     def selector(n: int, f: Any) -> Any:
         src, fout = (f[1], f[0].copy()) if grey_in else (f, f.copy())

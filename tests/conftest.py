@@ -64,6 +64,29 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def write_frames(path: Path, frames, *, rate: int = 12, codec: str = "libx264", pix_fmt: str = "yuv420p",
+                 options: dict | None = None, rotation: int | None = None) -> Path:
+    """Write ``frames`` (uint8 grey ``[H,W]`` or RGB ``[H,W,3]`` arrays) as a clip with PyAV, pts 0, 1, 2, ..."""
+    import av
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if options:
+            vs.options = options
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        for i, img in enumerate(frames):
+            rgb = np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    return path
+
+
 def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48), rate: int = 12, codec: str = "libx264",
               pix_fmt: str = "yuv420p", grey: bool = True, audio: bool = False, options: dict | None = None,
               pts: list[int] | None = None, time_base: tuple[int, int] | None = None) -> Path:

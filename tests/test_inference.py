@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_frames
+
 W, H = 64, 48
 
 
@@ -42,15 +44,7 @@ def planes_of_video(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def write_grey_clip(path: Path, picture: np.ndarray, frames: int = 1) -> Path:
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=12)
-        s.width, s.height, s.pix_fmt = W, H, "gray"
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(picture, format="gray")
-            f.pts = i
-            out.mux(s.encode(f))
-        out.mux(s.encode())
-    return path
+    return write_frames(path, [picture] * frames, codec="ffv1", pix_fmt="gray")  # lossless: Y' = the picture
 
 
 def test_pure_function_matches_the_stream(colorizer):

@@ -1,7 +1,5 @@
 """The frame-stream engine end to end on tiny synthetic clips (PyAV fixtures, real encoders)."""
 
-from pathlib import Path
-
 import av
 import numpy as np
 import pytest

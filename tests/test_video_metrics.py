@@ -1,4 +1,4 @@
-"""Video metrics (issue 7): warp error, CDC, and evaluate_video on tiny clips."""
+"""Video metrics: warp error, CDC, and evaluate_video on tiny clips."""
 
 from __future__ import annotations
 

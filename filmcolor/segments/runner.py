@@ -20,7 +20,6 @@ from ..models.weights import resolve_weights
 from ..errors import FormatError
 from ..video.formats import output_defaults
 from ..fs import check_paths, content_hash, temp_path
-from ..pipeline import Progress
 from ..video.sink import EncodeOptions
 from .executors import create_executor
 from .join import join_segments
@@ -94,6 +93,42 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
     src, dst = Path(src).resolve(), Path(dst).resolve()  # tasks may run in other processes, other folders
     options = options or (colorizer.options if colorizer else ColorizerOptions())
     encode = encode or EncodeOptions()
+    _check_job(src, dst, encode, segment_seconds, overwrite, guidance)
+    t0 = time.monotonic()
+    index = index_frames(src)
+    segment_frames = max(1, round(segment_seconds * float(index.rate)))
+    planned = plan_segments(index, segment_frames, overlap, dst.suffix.lower())
+    folder = WorkFolder(Path(work_dir).resolve() if work_dir else default_work_dir(dst))
+    with folder.locked():  # one run per work folder at a time
+        key = job_key(src, dst, options, encode, segment_frames, overlap)
+        if guidance:
+            key["guidance"] = guidance_identity(guidance)
+        segments = folder.create_or_check(key, planned, index.frames)
+        pending = [s for s in segments if not folder.is_done(s)]
+        name = executor or ("inline" if (workers or 1) <= 1 else "processes")
+        kw = {"colorizer": colorizer} if name == "inline" else {"address": ray_address} if name == "ray" else {}
+        ex = create_executor(name, options, workers if name == "ray" else (workers or 1), **kw)
+        tracker = _Tracker(len(segments), index.frames, len(segments) - len(pending),
+                           sum(s.frames for s in segments if s not in pending), progress, on_segment)
+        tracker.report()
+        ex.run([SegmentTask(str(src), str(folder.root), s, encode, guidance or None) for s in pending], tracker.on_done,
+               (lambda p: tracker.report(p.frames)) if name == "inline" else None)
+        missing = [s.index for s in segments if not folder.is_done(s)]
+        if missing:
+            raise FormatError(f"segments {missing} did not finish; run the same command again to resume")
+        joined = _join(folder, segments, src, dst, index.frames)
+        if not keep_work:
+            folder.remove(segments)
+        elapsed = time.monotonic() - t0
+        return {"input": str(src), "output": str(dst), "frames": joined["frames"], "segments": len(segments),
+                "segments_reused": len(segments) - len(pending), "segments_rendered": len(pending),
+                "executor": ex.describe(), "seconds": round(elapsed, 3),
+                "fps": round(tracker.rendered / max(elapsed, 1e-9), 2),
+                "work_dir": str(folder.root) if keep_work else None, "warnings": joined["warnings"]}
+
+
+def _check_job(src: Path, dst: Path, encode: EncodeOptions, segment_seconds: float, overwrite: bool, guidance) -> None:
+    """Every one-line error a segmented job can have, before any work folder exists."""
     check_paths(src, dst, overwrite)
     output_defaults(dst, encode.codec)
     if dst.suffix.lower() in NO_SEGMENT_JOIN:
@@ -104,63 +139,42 @@ def colorize_segmented(src: str | Path, dst: str | Path, options: ColorizerOptio
     if guidance:
         from ..temporal.references import check_guidance
 
-        check_guidance(guidance, src)   # one-line errors before any work folder exists
-    t0 = time.monotonic()
-    index = index_frames(src)
-    segment_frames = max(1, round(segment_seconds * float(index.rate)))
-    planned = plan_segments(index, segment_frames, overlap, dst.suffix.lower())
-    folder = WorkFolder(Path(work_dir).resolve() if work_dir else default_work_dir(dst))
-    with folder.locked():  # one run per work folder at a time
-        key = job_key(src, dst, options, encode, segment_frames, overlap)
-        if guidance:
-            key["guidance"] = guidance_identity(guidance)
-        segments = folder.create_or_check(key, planned,
-                                          index.frames)
-        pending = [s for s in segments if not folder.is_done(s)]
-        reused = len(segments) - len(pending)
-        name = executor or ("inline" if (workers or 1) <= 1 else "processes")
-        kw = {"colorizer": colorizer} if name == "inline" else {"address": ray_address} if name == "ray" else {}
-        ex = create_executor(name, options, workers if name == "ray" else (workers or 1), **kw)
+        check_guidance(guidance, src)
 
-        done_frames = sum(s.frames for s in segments if s not in pending)
-        state = {"done": reused, "frames": done_frames, "rendered": 0}
-        t_render = time.monotonic()
 
-        def report(extra: int = 0) -> None:
-            if progress:
-                rendered = state["rendered"] + extra
-                progress(SegmentProgress(state["done"], len(segments), state["frames"] + extra, index.frames,
-                                         rendered / max(1e-6, time.monotonic() - t_render)))
+class _Tracker:
+    """Segments and frames done so far (reused ones included), reported to ``progress`` as they finish."""
 
-        def on_done(summary: dict) -> None:
-            state["done"] += 1
-            state["frames"] += summary["frames"]
-            state["rendered"] += summary["frames"]
-            if on_segment:
-                on_segment(summary)
-            report()
+    def __init__(self, segments: int, frames: int, done: int, done_frames: int,
+                 progress: Callable[[SegmentProgress], None] | None, on_segment: Callable[[dict], None] | None) -> None:
+        self.segments, self.frames, self.done, self.done_frames = segments, frames, done, done_frames
+        self.progress, self.on_segment = progress, on_segment
+        self.rendered, self.t0 = 0, time.monotonic()
 
-        report()
-        ex.run([SegmentTask(str(src), str(folder.root), s, encode, guidance or None) for s in pending], on_done,
-               (lambda p: report(p.frames)) if name == "inline" else None)
-        missing = [s.index for s in segments if not folder.is_done(s)]
-        if missing:
-            raise FormatError(f"segments {missing} did not finish; run the same command again to resume")
+    def report(self, extra: int = 0) -> None:
+        if self.progress:
+            rate = (self.rendered + extra) / max(1e-6, time.monotonic() - self.t0)
+            self.progress(SegmentProgress(self.done, self.segments, self.done_frames + extra, self.frames, rate))
 
-        tmp = temp_path(dst)
-        try:
-            joined = join_segments([folder.root / s.file for s in segments], src, tmp, dst)
-            if joined["frames"] != index.frames:
-                raise FormatError(f"joined {joined['frames']} frames but the input has {index.frames}; the work "
-                                  f"folder {str(folder.root)!r} is kept for inspection")
-            os.replace(tmp, dst)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if not keep_work:
-            folder.remove(segments)
-        elapsed = time.monotonic() - t0
-        return {"input": str(src), "output": str(dst), "frames": joined["frames"], "segments": len(segments),
-                "segments_reused": reused, "segments_rendered": len(pending), "executor": ex.describe(),
-                "seconds": round(elapsed, 3), "fps": round(state["rendered"] / max(elapsed, 1e-9), 2),
-                "work_dir": str(folder.root) if keep_work else None, "warnings": joined["warnings"]}
+    def on_done(self, summary: dict) -> None:
+        self.done += 1
+        self.done_frames += summary["frames"]
+        self.rendered += summary["frames"]
+        if self.on_segment:
+            self.on_segment(summary)
+        self.report()
+
+
+def _join(folder: WorkFolder, segments, src: Path, dst: Path, frames: int) -> dict:
+    """Join the finished segments into ``dst`` atomically, checking that every frame of the source is there."""
+    tmp = temp_path(dst)
+    try:
+        joined = join_segments([folder.root / s.file for s in segments], src, tmp, dst)
+        if joined["frames"] != frames:
+            raise FormatError(f"joined {joined['frames']} frames but the input has {frames}; the work "
+                              f"folder {str(folder.root)!r} is kept for inspection")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return joined

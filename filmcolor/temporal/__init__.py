@@ -1,4 +1,4 @@
-"""Temporal consistency for video colorization (issue 7): flow-guided chroma smoothing and scene cuts.
+"""Temporal consistency for video colorization: flow-guided chroma smoothing and scene cuts.
 
     from filmcolor.temporal import TemporalSmoother
     sm = TemporalSmoother(strength=0.7, window=2)        # window=0: causal streaming, no delay

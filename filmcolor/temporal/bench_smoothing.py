@@ -36,7 +36,7 @@ DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vid
 CLIPS = ("apple", "paragliding", "pillow", "teddy", "pedestrians")
 Colorize = Callable[[torch.Tensor], torch.Tensor]
 
-# Targets of issue 7 (smoothed vs unsmoothed): see check_targets().
+# Targets of the temporal smoother (smoothed vs unsmoothed): see check_targets().
 MAX_EXCESS_RATIO = 0.60
 MIN_COLOURFULNESS_RATIO = 0.90
 MAX_PSNR_DROP_DB = 0.20
@@ -175,7 +175,7 @@ def cut_check(paths: list[Path], *, render_size: int, frames_each: int,
 
 
 def check_targets(res: dict) -> list[str]:
-    """Issue-7 targets for each smoothed variant vs ``none`` (clip means)."""
+    """The smoother's targets for each smoothed variant vs ``none`` (clip means)."""
     base = res["none"]
     lines = []
     for name, r in res.items():
@@ -196,6 +196,25 @@ def check_targets(res: dict) -> list[str]:
         ]
         lines += [f"{name}: {'PASS' if ok else 'FAIL'} {text}" for text, ok in checks]
     return lines
+
+
+def _means(out: dict, variants: list[str], stand_in: bool) -> dict:
+    """Per-variant means over the clips of ``out``, printed with each variant's share of the time."""
+    keys = ("psnr", "ciede2000", "colourfulness", "warp_error", "cdc", "ms_per_frame")
+    mean = {}
+    for name in [*variants, GREY, ORIGINAL]:
+        mean[name] = {k: _mean([out[c]["metrics"][name].get(k) for c in out]) for k in keys}
+    for name in variants:
+        mean[name]["excess x1e3"] = 1e3 * (mean[name]["warp_error"] - mean[GREY]["warp_error"])
+    print(f"## mean over {len(out)} clips\n")
+    print(markdown_table(mean, extra_columns=("excess x1e3", "ms_per_frame")) + "\n")
+    model_ms = _mean([out[c]["model_ms_per_frame"] for c in out if c != "mean"])
+    for name in variants:
+        ms = mean[name]["ms_per_frame"]
+        if ms:
+            print(f"{name}: smoothing {ms:.2f} ms/frame = {100 * ms / (ms + model_ms):.1f}% of colorizer+smoothing "
+                  f"(colorizer {model_ms:.1f} ms/frame{', a stand-in: not a real cost' if stand_in else ''})")
+    return mean
 
 
 def run(colorize_ab: Colorize | None = None, render_size: int = 256, *, clips: tuple[str, ...] = CLIPS,
@@ -240,21 +259,7 @@ def run(colorize_ab: Colorize | None = None, render_size: int = 256, *, clips: t
         for name in variants:
             rows[name]["excess x1e3"] = 1e3 * (rows[name]["warp_error"] - grey_we)
         print(markdown_table(rows, extra_columns=("excess x1e3", "ms_per_frame", "cuts")) + "\n")
-    keys = ("psnr", "ciede2000", "colourfulness", "warp_error", "cdc", "ms_per_frame")
-    mean = {}
-    for name in [*variants, GREY, ORIGINAL]:
-        mean[name] = {k: _mean([out[c]["metrics"][name].get(k) for c in out]) for k in keys}
-    for name in variants:
-        mean[name]["excess x1e3"] = 1e3 * (mean[name]["warp_error"] - mean[GREY]["warp_error"])
-    out["mean"] = mean
-    print(f"## mean over {len(paths)} clips\n")
-    print(markdown_table(mean, extra_columns=("excess x1e3", "ms_per_frame")) + "\n")
-    model_ms = _mean([out[c]["model_ms_per_frame"] for c in out if c != "mean"])
-    for name in variants:
-        ms = mean[name]["ms_per_frame"]
-        if ms:
-            print(f"{name}: smoothing {ms:.2f} ms/frame = {100 * ms / (ms + model_ms):.1f}% of colorizer+smoothing "
-                  f"(colorizer {model_ms:.1f} ms/frame{', a stand-in: not a real cost' if colorize_ab is None else ''})")
+    out["mean"] = mean = _means(out, list(variants), colorize_ab is None)
     print("\n" + "\n".join(check_targets(mean)))
     if cut_test and len(paths) > 1:
         out["cuts"] = cut_check(paths, render_size=render_size, frames_each=8, variants=variants, seed=seed)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..fs import IMAGE_SUFFIXES, find_images  # noqa: F401  (re-exported: training and validation folders)
+from ..fs import find_images
 
 
 def is_grey(bgr: np.ndarray, tolerance: int = 3) -> bool:

@@ -71,6 +71,8 @@ def test_help_follows_cli_conventions():
     (["pipe", "-W", "64", "-H", "48", "--render-size", "50"], ["multiple of 32"]),
     (["preview", "{clip}", "{dir}/out.mp4"], ["picture", ".png"]),
     (["evaluate", "{clip}"], ["--reference"]),
+    (["bench", "--sizes", "9p"], ["--sizes", "480p"]),
+    (["bench", "--modes", "turbo", "--skip-model"], ["--modes", "fast"]),
     (["colorize", "{dir}/missing.mp4", "{out}"], ["does not exist"]),
 ])
 def test_usage_errors(clip, args, needles):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_cli
+from conftest import write_frames
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command (apt install ffmpeg)")
 
@@ -62,17 +63,10 @@ def test_dpx_sequence_end_to_end(tmp_path, tiny_model_path):
 
 def test_rotated_clip_keeps_its_rotation(tmp_path, tiny_model_path):
     src = tmp_path / "phone.mp4"
-    with av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=12)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        vs.set_display_rotation(90)
-        for i in range(6):
-            img = np.zeros((48, 64, 3), np.uint8)
-            img[:, : 10 + 5 * i] = 200
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode())
+    pictures = [np.zeros((48, 64, 3), np.uint8) for _ in range(6)]
+    for i, img in enumerate(pictures):
+        img[:, : 10 + 5 * i] = 200
+    write_frames(src, pictures, rotation=90)
     dst = tmp_path / "out.mp4"
     r = run_cli("colorize", src, dst, "-m", tiny_model_path, "--quiet")
     assert r.returncode == 0, r.stderr

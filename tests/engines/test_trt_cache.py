@@ -3,9 +3,6 @@ that builds and runs a real engine for the tiny model (skipped unless ``--device
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +10,7 @@ import pytest
 import torch
 
 from filmcolor.engines import trt_cache
-from filmcolor.engines.trt_cache import (FileLock, LockTimeout, atomic_write_bytes, engine_cache_key, engine_path,
-                                         profile_shapes, render_hw, shape_in_profile, timing_cache_path)
+from filmcolor.engines.trt_cache import (engine_cache_key, engine_path, profile_shapes, render_hw, shape_in_profile, timing_cache_path)
 from filmcolor.render import render_shape
 
 SHAPES = ((1, 1, 256, 256), (8, 1, 256, 448), (8, 1, 448, 608))
@@ -116,61 +112,6 @@ def test_profile_shapes_rejects_bad_input():
         profile_shapes([256], (1.0, 2.0), max_batch=0)
     with pytest.raises(ValueError):
         profile_shapes([256], (1.0, 2.0), max_batch=2, opt_batch=3)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Lock and atomic writes
-
-
-@pytest.mark.parametrize("use_flock", [True, False])
-def test_lock_excludes_a_second_holder(tmp_path, use_flock):
-    path = tmp_path / "x.engine.lock"
-    first = FileLock(path, use_flock=use_flock).acquire()
-    second = FileLock(path, poll=0.01, use_flock=use_flock)
-    with pytest.raises(LockTimeout):
-        second.acquire(timeout=0.05)
-    assert not second.locked
-    first.release()
-    with second:
-        assert second.locked
-    assert not second.locked
-
-
-def test_lock_excludes_another_process(tmp_path):
-    """A holder in another process (loaded by file path: no torch import, so it starts fast)."""
-    path = tmp_path / "y.lock"
-    code = ("import importlib.util,sys,time\n"
-            f"s=importlib.util.spec_from_file_location('tc',{trt_cache.__file__!r});m=importlib.util.module_from_spec(s)\n"
-            "sys.modules['tc']=m;s.loader.exec_module(m)\n"
-            f"l=m.FileLock({str(path)!r}).acquire();print('held',flush=True);time.sleep(30)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(LockTimeout):
-            FileLock(path, poll=0.01).acquire(timeout=0.1)
-    finally:
-        proc.kill()
-        proc.wait()
-    with FileLock(path).acquire(timeout=5):  # released by the kernel when the holder died
-        pass
-
-
-def test_stale_exclusive_lock_is_taken_over(tmp_path):
-    path = tmp_path / "z.lock"
-    path.write_text("999999999 some-other-host\n")
-    old = time.time() - 10
-    os.utime(path, (old, old))
-    with FileLock(path, use_flock=False, stale_after=5, poll=0.01).acquire(timeout=2) as lock:
-        assert lock.locked
-    assert not path.exists()  # the O_EXCL lock file is removed on release
-
-
-def test_atomic_write(tmp_path):
-    target = tmp_path / "sub" / "e.engine"
-    atomic_write_bytes(target, b"abc")
-    atomic_write_bytes(target, b"defg")
-    assert target.read_bytes() == b"defg"
-    assert [p.name for p in target.parent.iterdir()] == ["e.engine"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Plugins (issue 4): registry, OpenCV filter, `filmcolor pipe` between real ffmpeg processes, the
+"""Plugins: registry, OpenCV filter, `filmcolor pipe` between real ffmpeg processes, the
 ffmpeg-python graph helper, and the VapourSynth plugin's pure parts. Tiny model, 64x48 clips."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keyframe inference (issue 16): the policy, carried frames between keyframes, cuts, and the CLI option."""
+"""Keyframe inference: the policy, carried frames between keyframes, cuts, and the CLI option."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chroma propagation along optical flow (issue 16, shared with issue 15): shifts, occlusion, decay, reset."""
+"""Chroma propagation along optical flow (keyframes and references share it): shifts, occlusion, decay, reset."""
 
 from __future__ import annotations
 

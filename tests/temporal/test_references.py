@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_frames
+
 W, H, RATE, CUT, KEY = 96, 64, 12, 10, 5   # 20 frames: shot A = 0..9, shot B = 10..19; reference at frame 5
 
 
@@ -28,20 +30,7 @@ def _frame_grey(i: int) -> np.ndarray:
 
 
 def _write(path: Path, frames: list[np.ndarray]) -> Path:
-    import av
-
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=RATE)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.options = {"crf": "12"}
-        for i, img in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(np.repeat(img[..., None], 3, 2), format="rgb24").reformat(format="yuv420p")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
+    return write_frames(path, frames, rate=RATE, options={"crf": "12"})
 
 
 @pytest.fixture
@@ -166,18 +155,7 @@ def test_evaluate_exemplar_first_scores_both_modes_and_windows(tmp_path, tiny_mo
     for i in range(CUT):
         y = _frame_grey(i).astype(np.int16)
         colour.append(np.stack([np.clip(y - 40, 0, 255), np.clip(y + 40, 0, 255), np.clip(y - 40, 0, 255)], -1).astype(np.uint8))
-    import av
-
-    with av.open(str(tmp_path / "colour.mp4"), "w") as out:
-        vs = out.add_stream("libx264", rate=RATE)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv444p"
-        for i, img in enumerate(colour):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    write_frames(tmp_path / "colour.mp4", colour, rate=RATE, pix_fmt="yuv444p")
     grey = _write(tmp_path / "grey.mp4", [_frame_grey(i) for i in range(CUT)])
     r = _cli("evaluate", str(grey), "--reference", str(tmp_path / "colour.mp4"), "--exemplar", "first",
              "--model", str(tiny_model_path), "--json", str(tmp_path / "m.json"))

@@ -1,4 +1,4 @@
-"""Temporal smoother (issue 7): output accounting, flicker reduction, no ghosting, scene cuts, reset."""
+"""Temporal smoother: output accounting, flicker reduction, no ghosting, scene cuts, reset."""
 
 from __future__ import annotations
 
