@@ -47,6 +47,20 @@ def probe(name: str, device: str) -> str | None:
         return str(exc)
 
 
+def resolve_engine(name: str, device: str | None = None) -> str:
+    """The engine ``name`` stands for here: itself, or for "auto" the first usable one of :data:`AUTO_ORDER`
+    (what :func:`create_engine` would build). Resume keys use it: "auto" means different pixels on a
+    machine with TensorRT than on a CPU-only one."""
+    if name != "auto":
+        return name
+    for engine, dev in AUTO_ORDER:
+        if device is not None and not dev.startswith(device.split(":")[0]):
+            continue
+        if probe(engine, dev) is None:
+            return engine
+    return name
+
+
 def create_engine(name: str, model: nn.Module, config: ModelConfig, *, device: str | None = None,
                   **options) -> Engine:
     """Build engine ``name`` (or the fastest usable one for ``name="auto"``) around ``model``."""

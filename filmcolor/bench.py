@@ -25,7 +25,7 @@ SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
 # The modes measured. default: the CLI's own defaults. fast: the model on every 8th frame of a shot only
 # (colour carried along the flow between) and causal smoothing; its quality cost is measured by
-# ``python -m filmcolor.temporal.bench_keyframes`` (its module docstring says what it measures).
+# ``python -m filmcolor.bench_keyframes`` (its module docstring says what it measures).
 MODES: dict[str, list[str]] = {
     "default": [],
     "fast": ["--keyframes", "8", "--smoothing", "stream"],

@@ -62,11 +62,15 @@ def job_key(src: Path, dst: Path, options: ColorizerOptions, encode: EncodeOptio
     """Everything that changes the pixels of a segment; a work folder is reused only for an equal key.
 
     The weights count by their bytes (a retrained model of the same architecture has the same size),
-    the engine by its name (int8 moves colours by about one Lab unit). Device, threads and batch are
-    left out: they change speed, not the picture beyond float rounding, so a job may resume elsewhere.
+    the engine by the one it resolves to here ("auto" picks TensorRT on one machine, ONNX Runtime on
+    another; int8 moves colours by about one Lab unit). Device, threads and batch are left out: they
+    change speed, not the picture beyond float rounding, so a job may resume elsewhere.
     """
+    from ..engines.registry import resolve_engine
+
     config, weights = resolve_weights(options.model)
     look = {k: v for k, v in asdict(options).items() if k not in ("device", "threads", "batch")}
+    look["engine"] = resolve_engine(options.engine, options.device)
     return {"source": source_identity(src), "output_suffix": dst.suffix.lower(),
             "weights": {"file": weights.name, "sha256": content_hash(weights), "config": config.read_text()},
             "colorizer": look, "encode": asdict(encode), "segment_frames": segment_frames, "overlap": overlap,

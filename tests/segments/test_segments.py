@@ -243,3 +243,17 @@ def test_resume_key_sees_retrained_weights_of_the_same_size_and_the_engine(film,
     model.write_bytes(bytes(data))
     assert key(engine="torch") != before
     assert key(engine="torch") != key(engine="onnxruntime-int8")
+
+
+def test_resume_key_names_the_engine_auto_resolves_to(film, tiny_model_path, tmp_path, monkeypatch):
+    """"auto" is TensorRT on one machine and ONNX Runtime on another: the key holds what it resolved to."""
+    from filmcolor.engines import registry
+    from filmcolor.segments.runner import job_key
+    from filmcolor.video.sink import EncodeOptions
+
+    key = lambda: job_key(film, tmp_path / "o.mkv", ColorizerOptions(model=str(tiny_model_path), engine="auto"),  # noqa: E731
+                          EncodeOptions(), 10, 2)
+    here = key()
+    assert here["colorizer"]["engine"] == registry.resolve_engine("auto") != "auto"
+    monkeypatch.setattr(registry, "probe", lambda name, dev: None if name == "tensorrt" else "not here")
+    assert key()["colorizer"]["engine"] == "tensorrt" and key() != here

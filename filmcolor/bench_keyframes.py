@@ -1,6 +1,6 @@
 """Quality cost of keyframe inference: each ``--keyframes`` setting against every-frame inference.
 
-    python -m filmcolor.temporal.bench_keyframes /work/shared/data/videos/*.mp4 --settings all,auto,4,8
+    python -m filmcolor.bench_keyframes /work/shared/data/videos/*.mp4 --settings all,auto,4,8
 
 Each colour clip is made grey (ffmpeg), colorized with every setting (lossless FFV1, so the codec adds
 nothing) and scored against the colour original with :func:`filmcolor.video_metrics.evaluate_video`:
@@ -31,9 +31,9 @@ def make_grey(src: Path, dst: Path, max_frames: int | None) -> Path:
 def run(clips: list[Path], settings: list[str], *, model: str = "default", engine: str = "auto",
         smoothing: str = "window", max_frames: int | None = None) -> list[dict]:
     """One row per (setting, clip) plus one ``mean`` row per setting."""
-    from ..colorizer import Colorizer, ColorizerOptions
-    from ..pipeline import colorize_video
-    from ..video_metrics import evaluate_video
+    from .colorizer import Colorizer, ColorizerOptions
+    from .pipeline import colorize_video
+    from .video_metrics import evaluate_video
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
