@@ -84,28 +84,20 @@ def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None
     """
     c = colorizer or Colorizer(ColorizerOptions(**options))
     layout = layout_444(8, full_range=True)
-    stream = refs = None
+    from .temporal.references import ReferencedStream
+
+    stream = None
 
     def out(ready):
         for yy, cb, cr in ready:
             yield ycbcr_planes_to_rgb(yy, cb, cr, layout, matrix)
 
-    for i, frame in enumerate(frames):
+    for frame in frames:
         if stream is None:
             h, w = frame.shape[:2]
             matrix = choose_matrix(None, h)
-            stream = c.stream(w, h, layout, matrix, causal=causal)
-            if references:
-                from .temporal.references import frame_references
-
-                refs = frame_references(references, (h, w), stream.render_hw, horizon)
+            stream = ReferencedStream(c.stream(w, h, layout, matrix, causal=causal), references, (h, w), horizon)
         y = frame if frame.ndim == 2 else rgb_to_luma(frame, matrix)
-        if refs is None:
-            yield from out(stream.push(y, y))
-            continue
-        for yy, g in refs.push(i, stream.render_L(y), y):
-            yield from out(stream.push(yy, yy, g))
+        yield from out(stream.push(y, y))
     if stream is not None:
-        for yy, g in (refs.flush() if refs is not None else []):
-            yield from out(stream.push(yy, yy, g))
         yield from out(stream.flush())

@@ -26,12 +26,19 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, min=1, metavar="N", help="Evaluate at most this many images (or video frames)."),
     json_path: Optional[Path] = JsonOpt,
     exemplar: Optional[str] = typer.Option(None, "--exemplar", metavar="first", help="first: the clip is GREY; colour it with --reference's first frame as the reference (and automatically) and score both."),
+    hint_points: Optional[str] = typer.Option(None, "--hint-points", metavar="LIST", help="Images: score colour hints instead (Zhang et al. 2017's protocol): for each count, that many random 6x6 patches of the truth's mean colour, fixed seeds; e.g. 0,1,2,5,10,20,50,100."),
+    seed: int = typer.Option(0, metavar="N", help="Seed of the --hint-points patches."),
 ) -> None:
     """Images: PSNR, CIEDE2000, colourfulness beside the zero-chroma baseline. Video (a colorized clip and
     --reference): also warp error (Lai et al. 2018) and CDC (TCVC), beside the original and the grey clip."""
     check_render_size(render_size)
+    counts = _hint_counts(hint_points)
     if not input.exists():
         raise UsageError(f"input {str(input)!r} does not exist")
+    if counts is not None and (reference is not None or not input.is_dir()):
+        raise UsageError("--hint-points scores a folder of colour images (no --reference)")
+    if counts is not None:
+        return _evaluate_hints(input, counts, seed, model, engine, render_size, saturation, limit, json_path)
     if reference is not None or input.is_file():
         if reference is None:
             raise UsageError(f"{str(input)!r} is a file: give --reference ORIGINAL to score a colorized clip, "
@@ -52,6 +59,37 @@ def evaluate(
     if out_dir:
         write_report(rep, out_dir, f"{c.describe()} on {input}")
     _write_json(json_path, rep.summary())
+
+
+def _hint_counts(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        counts = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 0:
+        raise UsageError(f"--hint-points takes comma-separated whole numbers >= 0 (e.g. 0,1,2,5,10), got {text!r}")
+    return counts
+
+
+def _evaluate_hints(folder: Path, counts: tuple[int, ...], seed: int, model: str, engine: str,
+                    render_size: Optional[int], saturation: float, limit: Optional[int], json_path: Optional[Path]) -> None:
+    from rich.table import Table
+
+    from .evaluate import evaluate_hints
+
+    c = _colorizer(model, engine, None, render_size, saturation, "off")
+    try:
+        rows = evaluate_hints(c.predictor, folder, counts, seed=seed, limit=limit)
+    finally:
+        c.close()
+    table = Table("points", "PSNR dB", "gain over 0 points", "CIEDE2000", title=f"hints: {c.describe()} on {folder}")
+    for r in rows:
+        gain = "" if r["gain_db"] is None else f"{r['gain_db']:+.2f}"
+        table.add_row(str(r["points"]), f"{r['psnr']:.2f}", gain, f"{r['ciede2000']:.3f}")
+    _console(stderr=False).print(table)
+    _write_json(json_path, rows)
 
 
 def _evaluate_exemplar(grey: Path, colour: Path, exemplar: str, model: str, engine: str, render_size: Optional[int],

@@ -241,15 +241,22 @@ def output_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, spec: PipeSpec)
 
 
 def run_pipe(src: IO[bytes], dst: IO[bytes], spec: PipeSpec, colorizer: "Colorizer", *, queue_size: int = 4,
-             progress: Callable[[int], None] | None = None) -> dict:
+             progress: Callable[[int], None] | None = None, references: dict | None = None) -> dict:
     """Colorize raw frames from ``src`` into ``dst`` until the end of ``src``; returns a summary dict.
+
+    ``references``: {frame index: RGB uint8 array or image path}, carried through their shots
+    (:class:`~filmcolor.temporal.references.ReferencedStream`: frames near one are held back until its
+    window has arrived, at most the horizon of 90 frames).
 
     Raises :class:`~filmcolor.errors.FormatError` (one-line message) for a cut-short last frame,
     an empty input or a closed output, after writing every complete frame it could.
     """
     frame_bytes = spec.src.frame_bytes(spec.width, spec.height)
     describe = f"{spec.width}x{spec.height} {spec.src.name}, {frame_bytes} bytes a frame"
-    stream = colorizer.stream(spec.width, spec.height, spec.layout, spec.matrix, causal=True)
+    from filmcolor.temporal.references import ReferencedStream
+
+    stream = ReferencedStream(colorizer.stream(spec.width, spec.height, spec.layout, spec.matrix, causal=True),
+                              references, (spec.height, spec.width))
     t0 = time.monotonic()
     frames, cut_short = 0, None
     # stdin is the process's, not ours: the reader may sit in a read() that never returns, so do not wait for it
@@ -309,6 +316,22 @@ RangeOpt = _Opt("--range", metavar="auto|full|limited", help="Luma code range of
 MatrixOpt = _Opt("--matrix", metavar="NAME", help="Y'CbCr matrix: auto (BT.709 from 720 lines, else BT.601), bt601, bt709, bt2020nc.")
 QuietOpt = _Opt("--quiet", metavar="", help="No summary lines on stderr.")
 JsonOpt = _Opt("--json", metavar="PATH", help="Also write the summary as JSON to this path.")
+ReferenceOpt = _Opt("--reference", metavar="fN=IMAGE", help="Colour frame N (0 = the first) from IMAGE, a colour "
+                    "version of it, and carry it through its shot; repeatable. Frames near one are held back "
+                    "until its shot has arrived (at most 90 frames).")
+
+
+def _check_references(values: list[str], width: int, height: int) -> dict:
+    """``--reference fN=IMAGE`` values -> {N: RGB array}, every image read and checked before work starts."""
+    if not values:
+        return {}
+    from filmcolor.guidance import read_reference, reference_to_guidance
+    from filmcolor.temporal.references import frame_reference_args
+
+    refs = {n: read_reference(image) for n, image in frame_reference_args(values).items()}
+    for rgb in refs.values():
+        reference_to_guidance(rgb, (height, width), (max(1, height // 8), max(1, width // 8)))  # aspect ratio
+    return refs
 
 
 def pipe(
@@ -327,11 +350,13 @@ def pipe(
     matrix: Annotated[str, MatrixOpt] = "auto",
     quiet: Annotated[bool, QuietOpt] = False,
     json_path: Annotated[Optional[Path], JsonOpt] = None,
+    reference: Annotated[Optional[list[str]], ReferenceOpt] = None,
 ) -> None:
     """Colorize raw video frames from stdin to stdout (between two ffmpeg processes)."""
     from filmcolor.cli_checks import check_render_size
 
     check_render_size(render_size)
+    references = _check_references(reference or [], width, height)
     if smoothing not in ("stream", "off"):
         raise FormatError(f"--smoothing must be stream or off for a pipe (it is causal), got {smoothing!r}")
     spec = PipeSpec.make(width, height, pix_fmt, out_pix_fmt, color_range=color_range, matrix=matrix)
@@ -347,7 +372,7 @@ def pipe(
             print("filmcolor pipe: the output is full range: give the encoding ffmpeg -color_range pc before its -i",
                   file=log, flush=True)
     try:
-        summary = run_pipe(sys.stdin.buffer, sys.stdout.buffer, spec, colorizer)
+        summary = run_pipe(sys.stdin.buffer, sys.stdout.buffer, spec, colorizer, references=references)
     except BaseException:
         _quiet_stdout()
         raise

@@ -48,13 +48,20 @@ class ColorizeFilter:
     ``matrix`` (bt601/bt709/bt2020nc) is the Y'CbCr matrix used between luma and BGR: by default BT.709
     for frames of 720 lines or more, else BT.601, as the file pipeline does.
 
-    If the colorizer in use holds frames back (an engine batch above 1 or a look-ahead smoother), a call
-    returns None until its frame is ready; later calls return the held frames in order, one per call,
-    and :meth:`flush` returns what is left. With the defaults this never happens (:attr:`latency` is 0).
+    ``references``: {frame index (0 = the first call's frame): BGR uint8 array or image path}, colour
+    versions of those frames, carried forward and backward through their shots.
+
+    If the colorizer in use holds frames back (an engine batch above 1, a look-ahead smoother, or frames
+    near a reference waiting for its shot), a call returns None until its frame is ready; later calls
+    return the held frames in order, one per call, and :meth:`flush` returns what is left. With the
+    defaults and no references this never happens (:attr:`latency` is 0).
     """
 
-    def __init__(self, colorizer: "Colorizer | None" = None, *, matrix: str | None = None, **options: Any) -> None:
+    def __init__(self, colorizer: "Colorizer | None" = None, *, matrix: str | None = None,
+                 references: dict | None = None, **options: Any) -> None:
         self.colorizer, self._owned = make_colorizer(colorizer, options, batch=1)
+        self._references = {i: (np.ascontiguousarray(r[..., ::-1]) if isinstance(r, np.ndarray) else r)  # BGR -> RGB
+                            for i, r in (references or {}).items()}
         self._matrix_name = matrix
         self._stream: "ChromaStream | None" = None
         self._size: tuple[int, int] | None = None
@@ -99,7 +106,11 @@ class ColorizeFilter:
         self._size = (w, h)
         self._layout = layout_444(8, True)
         self._matrix = matrix_named(self._matrix_name, h)
-        self._stream = self.colorizer.stream(w, h, self._layout, self._matrix, causal=True)
+        from filmcolor.temporal.references import ReferencedStream
+
+        refs, self._references = self._references, None  # frame indices count from the first frame's stream
+        self._stream = ReferencedStream(self.colorizer.stream(w, h, self._layout, self._matrix, causal=True),
+                                        refs, (h, w))
 
     def _collect(self, ready: list) -> None:
         for y, cb, cr in ready:

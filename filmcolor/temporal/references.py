@@ -328,6 +328,66 @@ def frame_references(references: dict, size: tuple[int, int], render: tuple[int,
     return FrameReferences(keys, render, horizon)
 
 
+def frame_reference_args(values: list[str] | tuple[str, ...]) -> dict[int, str]:
+    """``fN=IMAGE`` strings (``filmcolor pipe --reference``: raw frames carry no times) -> {N: image}."""
+    out: dict[int, str] = {}
+    for t, image in parse_reference_args(values):
+        kind, n = parse_time(t)
+        if kind != "frame":
+            raise UsageError(f"--reference {t}={image}: raw frames have no timestamps; give the frame, e.g. f300={image}")
+        out[int(n)] = image
+    return out
+
+
+class ReferencedStream:
+    """A chroma stream (:class:`~filmcolor.colorizer.ChromaStream`'s ``push``/``flush``/``reset``) whose
+    frames get the guidance of frame-indexed ``references`` ({index: RGB uint8 array or image path}),
+    for streams with no file to look ahead in: the frame API, ``filmcolor pipe``, the OpenCV filter.
+
+    Frames within ``horizon`` of a reference are held back until its window has arrived
+    (:class:`FrameReferences`); without references this is the stream itself, frame for frame.
+    """
+
+    def __init__(self, stream, references: dict | None, size: tuple[int, int], horizon: int = DEFAULT_HORIZON) -> None:
+        self.stream = stream
+        self.refs = frame_references(references, size, stream.render_hw, horizon) if references else None
+        self.index = 0
+        self._resets: list[int] = []  # frame indices a caller's reset comes before (frames may still be held)
+
+    @property
+    def latency(self) -> int:
+        """Pushes between a frame going in and its chroma coming out, at most."""
+        return self.stream.latency + (self.refs.horizon if self.refs is not None else 0)
+
+    def push(self, y: np.ndarray, tag: object = None) -> list:
+        if self.refs is None:
+            return self.stream.push(y, tag)
+        released = self.refs.push(self.index, self.stream.render_L(y), (self.index, y, tag))
+        self.index += 1
+        return self._feed(released)
+
+    def flush(self) -> list:
+        out = self._feed(self.refs.flush()) if self.refs is not None else []
+        return out + self.stream.flush()
+
+    def reset(self) -> None:
+        """A cut the caller knows of, before the next frame pushed: the stream forgets its state there
+        (after the frames held back from before it)."""
+        if self.refs is None:
+            self.stream.reset()
+        else:
+            self._resets.append(self.index)
+
+    def _feed(self, released: list) -> list:
+        out = []
+        for (i, y, tag), g in released:
+            while self._resets and i >= self._resets[0]:
+                self._resets.pop(0)
+                self.stream.reset()
+            out += self.stream.push(y, tag, g)
+        return out
+
+
 def check_guidance(guidance: ClipGuidance, path: str | Path) -> None:
     """Every check :func:`open_guide` makes (times inside the clip, readable images, aspect ratio, hint
     points inside the picture), before a segmented job creates anything."""

@@ -100,6 +100,29 @@ def test_evaluate_video_pair_reports_temporal_metrics(tmp_path, tiny_model_path)
     assert bad.returncode == 2 and "--reference" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_evaluate_hint_points_by_the_siggraph_protocol(tmp_path, tiny_model_path):
+    import cv2
+    import numpy as np
+
+    from cli_helpers import assert_one_line_error
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # colour photos: halves of two colours, some texture
+        img = np.zeros((48, 64, 3), np.uint8)
+        img[:, :32], img[:, 32:] = (40, 60, 200), (200, 160, 40)
+        cv2.imwrite(str(folder / f"p{i}.png"), np.clip(img + rng.integers(-15, 15, img.shape), 0, 255).astype(np.uint8))
+    r = run("evaluate", folder, "--hint-points", "0,5,50", "-m", tiny_model_path, "--json", tmp_path / "h.json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "h.json").read_text())
+    assert [row["points"] for row in rows] == [0, 5, 50] and rows[0]["gain_db"] == 0
+    assert rows[2]["psnr"] > rows[0]["psnr"]  # 50 true colour patches beat none, even pasted by a tiny model
+    assert "gain over 0 points" in r.stdout
+    assert_one_line_error(run("evaluate", folder, "--hint-points", "a,b"), 2, "--hint-points")
+    assert_one_line_error(run("evaluate", folder / "p0.png", "--hint-points", "1"), 2, "--hint-points")
+
+
 @pytest.mark.slow  # integration: tens of seconds on 2 cores; CI runs it (pytest -m slow)
 def test_bench_reports_engines_side_by_side_and_the_ffmpeg_ceiling(tmp_path, tiny_model_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=(128, 96))

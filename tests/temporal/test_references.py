@@ -183,3 +183,106 @@ def test_frame_api_references_by_index_both_ways_not_across_the_cut(cut_clip, ti
     da = a(auto) - a(ref)
     assert np.all(da[:CUT] > 15)                 # green carried back to frame 0 and on to frame 9
     assert np.abs(da[CUT:]).max() < 1.0          # nothing across the cut
+
+
+def test_pipe_references_agree_with_the_frame_api(cut_clip, tiny_model_path):
+    """``filmcolor pipe --reference fN=IMAGE`` (run_pipe) colours as colorize_frames(references=) does."""
+    import io
+
+    from filmcolor.api import colorize_frames
+    from filmcolor.colorizer import Colorizer, ColorizerOptions
+    from filmcolor.plugins.ffmpeg_pipe import PipeSpec, run_pipe
+
+    _, key = cut_clip
+    frames = [_frame_grey(i) for i in range(20)]
+    c = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
+    want = list(colorize_frames(frames, colorizer=c, references={KEY: str(key)}, horizon=90))
+    auto = list(colorize_frames(frames, colorizer=c))
+    spec = PipeSpec.make(W, H, "gray", "rgb24")
+    out = io.BytesIO()
+    res = run_pipe(io.BytesIO(b"".join(f.tobytes() for f in frames)), out, spec, c, references={KEY: str(key)})
+    got = np.frombuffer(out.getvalue(), np.uint8).reshape(20, H, W, 3)
+    assert res["frames"] == 20
+    assert np.abs(got.astype(int) - np.array(want)).max() <= 1
+    assert np.abs(got[:CUT].astype(int) - np.array(auto[:CUT])).mean() > 5   # the reference's colour counts
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--reference", "1.5=KEY"], "no timestamps"),
+    (["--reference", "f3=MISSING"], "does not exist"),
+    (["--reference", "f3"], "TIME=IMAGE"),
+])
+def test_pipe_reference_errors_are_one_line(cut_clip, tmp_path, args, needle):
+    _, key = cut_clip
+    argv = [a.replace("KEY", str(key)).replace("MISSING", str(tmp_path / "nope.png")) for a in args]
+    r = subprocess.run([str(Path(sys.executable).with_name("filmcolor")), "pipe", "-W", str(W), "-H", str(H), *argv],
+                       input=b"", capture_output=True, timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+class _Recorder:
+    """A stand-in chroma stream that records what reaches it: pushes (tag, guided?) and resets."""
+
+    render_hw = (8, 12)
+    latency = 0
+
+    def __init__(self):
+        self.calls = []
+
+    def render_L(self, y):
+        import cv2
+
+        return cv2.resize(y, (12, 8), interpolation=cv2.INTER_AREA).astype(np.float32) * (100 / 255)
+
+    def push(self, y, tag, guidance=None):
+        self.calls.append((tag, guidance is not None))
+        return [tag]
+
+    def flush(self):
+        return []
+
+    def reset(self):
+        self.calls.append(("reset", None))
+
+
+def test_referenced_stream_holds_frames_and_keeps_a_reset_in_its_place():
+    from filmcolor.temporal.references import ReferencedStream
+
+    ref = np.zeros((16, 24, 3), np.uint8)
+    ref[..., 1] = 200  # green: a coloured reference of frame 2
+    rec = _Recorder()
+    s = ReferencedStream(rec, {2: ref}, (16, 24), horizon=2)
+    frame = np.full((16, 24), 120, np.uint8)
+    out = []
+    for i in range(3):
+        out += s.push(frame, i)
+    assert out == [] and rec.calls == []       # frames 0-2 wait for the reference's window (frames 3, 4)
+    s.reset()                                  # a cut before frame 3
+    for i in range(3, 6):
+        out += s.push(frame, i)
+    out += s.flush()
+    assert out == list(range(6))
+    assert [c[0] for c in rec.calls] == [0, 1, 2, "reset", 3, 4, 5]
+    assert all(g for t, g in rec.calls if t in (0, 1, 2))  # carried to 0 and 1 (both ways), the key itself at 2
+    assert ReferencedStream(rec, None, (16, 24)).latency == 0 and s.latency == 2
+
+
+def test_opencv_filter_takes_references(cut_clip, tiny_model_path):
+    import cv2
+
+    from filmcolor.plugins.opencv import ColorizeFilter
+
+    _, key = cut_clip
+    frames = [cv2.cvtColor(_frame_grey(i), cv2.COLOR_GRAY2BGR) for i in range(CUT)]
+    opts = dict(model=str(tiny_model_path), engine="torch", smoothing="off")
+
+    def run(**kw):
+        with ColorizeFilter(**opts, **kw) as f:
+            got = [f(x) for x in frames]
+            return [g for g in got if g is not None] + f.flush()
+
+    auto, ref = run(), run(references={KEY: cv2.imread(str(key))})
+    assert len(ref) == CUT
+    a = lambda fs: np.array([cv2.cvtColor(f, cv2.COLOR_BGR2LAB)[..., 1].astype(float).mean() - 128 for f in fs])  # noqa: E731
+    assert np.all(a(auto) - a(ref) > 15)   # green reached every frame of the shot
