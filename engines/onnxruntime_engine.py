@@ -161,9 +161,12 @@ class OnnxRuntimeEngine(Engine):
             return self.session
         self._check_guidance(guidance)
         if self._guided_session is None:
-            path = ensure_onnx(self._model, self.config, guided=True, **self._export_args)
-            self._guided_session = self._new_session(path, guided=True)
+            self._guided_session = self._new_session(self._guided_graph(), guided=True)
         return self._guided_session
+
+    def _guided_graph(self) -> Path:
+        """The graph with guidance inputs (L, hint a,b, mask): a file of its own, exported on first use."""
+        return ensure_onnx(self._model, self.config, guided=True, **self._export_args)
 
     def infer(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         session = self._session_for(guidance)
@@ -200,7 +203,8 @@ class OnnxRuntimeEngine(Engine):
 class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
     """ONNX Runtime on the CPU with the int8 (QDQ) graph of the model: ~1.4x faster than float32 there.
 
-    Calibrated on the packaged frames, or on ``calibration`` (a clip of the footage to be coloured).
+    Calibrated on the packaged frames, or on ``calibration`` (a clip of the footage to be coloured); a
+    model with guidance inputs gets its guided graph quantised as well, on first guided use.
     Its a,b differ from float32 by about one Lab unit (see ``engines/quantize.py``), so the automatic
     choice never picks it: ask for it by name.
     """
@@ -216,9 +220,15 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         if reason:  # before exporting and quantising: the probe also checks onnxruntime is installed
             raise EngineUnavailable(reason)
         fp32 = ensure_onnx(model, config, opset=opset, cache_dir=cache_dir)
-        int8 = ensure_int8(fp32, calibration_frames(calibration))
+        self._calibration = calibration_frames(calibration)
+        int8 = ensure_int8(fp32, self._calibration)
         super().__init__(model, config, device="cpu", cache_dir=cache_dir, onnx_path=int8, opset=opset, **options)
-        self.accepts_guidance = False  # calibrated and quantized on the automatic graph (L) only
+
+    def _guided_graph(self) -> Path:
+        """The guided graph quantised too, calibrated on the same frames with and without synthetic hints."""
+        from .quantize import ensure_int8
+
+        return ensure_int8(super()._guided_graph(), self._calibration, guided=True)
 
     @classmethod
     def probe(cls, device: str) -> str | None:

@@ -9,8 +9,12 @@ CIEDE2000 0.980 vs 0.991 of the grey baseline); calibrating on the footage itsel
 result differs from float32 by about one Lab unit, so it is an engine one asks for, not part of the
 automatic choice.
 
+A model with guidance inputs has a second graph (L, hint a,b, mask); its int8 version is calibrated on
+the same frames, each fed once without guidance and once with synthetic hints (random patches of
+random in-gamut colours, a fixed seed), so the guidance branch's activation ranges are measured too.
+
 The quantised file is cached beside the float32 export under a key covering the float32 graph's bytes,
-the calibration frames, the onnxruntime version and this recipe's version; one process builds it
+the calibration inputs, the onnxruntime version and this recipe's version; one process builds it
 (file lock), the file appears atomically.
 """
 
@@ -29,7 +33,7 @@ import torch
 from filmcolor.color import grey_to_lab_l
 from filmcolor.fs import FileLock, atomic_write
 
-from .export import ONNX_INPUT
+from .export import ONNX_GUIDANCE, ONNX_INPUT
 
 QUANT_VERSION = 1  # bump when the recipe below changes: invalidates cached int8 graphs
 CALIBRATION_CLIP = "calibration.mp4"
@@ -55,41 +59,66 @@ def calibration_frames(clip: str | os.PathLike | None = None, limit: int = 16) -
     return frames
 
 
-def quant_key(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray]) -> str:
+Feed = dict[str, np.ndarray]
+
+
+def calibration_feeds(frames: Sequence[np.ndarray], guided: bool = False, seed: int = 0) -> list[Feed]:
+    """The calibration inputs of a graph: ``{"L": frame}`` per frame; for a guided graph each frame twice,
+    with an empty mask and with 2-40 patches (3-24 px) of random colours (|a|, |b| <= 80), fixed ``seed``."""
+    feeds: list[Feed] = []
+    rng = np.random.default_rng(seed)
+    for f in frames:
+        if not guided:
+            feeds.append({ONNX_INPUT: f})
+            continue
+        n, _, h, w = f.shape
+        hint, mask = np.zeros((n, 2, h, w), np.float32), np.zeros((n, 1, h, w), np.float32)
+        feeds.append({ONNX_INPUT: f, ONNX_GUIDANCE[0]: hint, ONNX_GUIDANCE[1]: mask})
+        hint, mask = hint.copy(), mask.copy()
+        for _ in range(int(rng.integers(2, 41))):
+            s = int(rng.integers(3, 25))
+            y, x = int(rng.integers(0, max(1, h - s))), int(rng.integers(0, max(1, w - s)))
+            hint[:, :, y:y + s, x:x + s] = rng.uniform(-80, 80, (1, 2, 1, 1))
+            mask[:, :, y:y + s, x:x + s] = rng.uniform(0.3, 1.0)
+        feeds.append({ONNX_INPUT: f, ONNX_GUIDANCE[0]: hint, ONNX_GUIDANCE[1]: mask})
+    return feeds
+
+
+def quant_key(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> str:
     """Hex key over everything that changes the int8 graph."""
     import onnxruntime
 
     h = hashlib.sha256()
     h.update(f"v{QUANT_VERSION}|ort {onnxruntime.__version__}|".encode())
     h.update(Path(fp32_path).read_bytes())
-    for f in frames:
-        h.update(f"{f.shape}|".encode())
-        h.update(np.ascontiguousarray(f, dtype=np.float32).tobytes())
+    for feed in feeds:
+        for name in sorted(feed):
+            h.update(f"{name}{feed[name].shape}|".encode())
+            h.update(np.ascontiguousarray(feed[name], dtype=np.float32).tobytes())
     return h.hexdigest()
 
 
-def int8_path_for(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray]) -> Path:
+def int8_path_for(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> Path:
     fp32_path = Path(fp32_path)
-    return fp32_path.parent.parent / "onnx-int8" / f"{fp32_path.stem}-int8-{quant_key(fp32_path, frames)[:20]}.onnx"
+    return fp32_path.parent.parent / "onnx-int8" / f"{fp32_path.stem}-int8-{quant_key(fp32_path, feeds)[:20]}.onnx"
 
 
-def _reader(frames: Iterable[np.ndarray]):
-    """An onnxruntime ``CalibrationDataReader`` giving one input dict per frame."""
+def _reader(feeds: Iterable[Feed]):
+    """An onnxruntime ``CalibrationDataReader`` giving one input dict at a time."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    class Frames(CalibrationDataReader):
+    class Feeds(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(frames)
+            self._it = iter(feeds)
 
         def get_next(self) -> dict | None:
-            frame = next(self._it, None)
-            return None if frame is None else {ONNX_INPUT: frame}
+            return next(self._it, None)
 
-    return Frames()
+    return Feeds()
 
 
-def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, frames: Sequence[np.ndarray]) -> Path:
-    """Write the int8 (QDQ) version of ``fp32_path`` to ``dst`` (atomically)."""
+def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, feeds: Sequence[Feed]) -> Path:
+    """Write the int8 (QDQ) version of ``fp32_path`` to ``dst`` (atomically), calibrated on ``feeds``."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -98,20 +127,22 @@ def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, frames: 
             pre = Path(work) / "pre.onnx"
             # folds constants and infers shapes so every Conv gets a quantisation node
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(tmp), _reader(frames), quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(pre), str(tmp), _reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
     return atomic_write(dst, write)
 
 
-def ensure_int8(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray] | None = None) -> Path:
-    """The cached int8 graph of the float32 ONNX file ``fp32_path``, built first if missing."""
-    frames = list(frames) if frames is not None else calibration_frames()
-    path = int8_path_for(fp32_path, frames)
+def ensure_int8(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray] | None = None, *,
+                guided: bool = False) -> Path:
+    """The cached int8 graph of the float32 ONNX file ``fp32_path`` (``guided``: its inputs are L, hint
+    a,b and mask), built first if missing."""
+    feeds = calibration_feeds(list(frames) if frames is not None else calibration_frames(), guided)
+    path = int8_path_for(fp32_path, feeds)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_name(path.name + ".lock"), timeout=1800):
         if not path.exists():  # another process may have built it while we waited
-            quantize_int8(fp32_path, path, frames)
+            quantize_int8(fp32_path, path, feeds)
     return path

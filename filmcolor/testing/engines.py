@@ -34,6 +34,8 @@ def tiny_generator(guidance: bool = False, seed: int = 0) -> tuple[torch.nn.Modu
     with torch.no_grad():
         model.attn.gamma.fill_(0.7)        # gamma starts at 0: attention would be skipped
         model.head[-1].bias.copy_(torch.tensor([0.3, 0.5]))  # some colour, so outputs are not grey
+        for out in getattr(model.guide, "outs", ()):  # guidance outputs start at zero: give hints an effect
+            torch.nn.init.normal_(out.weight, std=0.3)
     kwargs = {"guidance": True} if guidance else {}
     return model, ModelConfig(architecture="sagan-unet-tiny", kwargs=kwargs, render_size=64, name="tiny-conformance")
 
@@ -150,7 +152,13 @@ class EngineConformance:
             return
         auto = eng.infer(L)
         empty = eng.infer(L, (hint, torch.zeros(1, 1, 64, 64, device=L.device)))
-        assert (empty - auto).abs().max().item() <= (0.5 if eng.capabilities.fp16 else 1e-3)  # empty mask = automatic
+        full = eng.infer(L, (hint, torch.ones(1, 1, 64, 64, device=L.device)))
+        delta = (empty - auto).abs()
+        if self.parity_mean is not None:  # approximate engines: the guided graph is quantised on its own
+            assert delta.mean().item() <= self.parity_mean and delta.max().item() <= self.parity_max
+        else:  # an empty mask is the automatic model
+            assert delta.max().item() <= (0.5 if eng.capabilities.fp16 else 1e-3)
+        assert (full - auto).abs().mean().item() > 10 * max(delta.mean().item(), 0.01)  # and hints are used
 
     def test_close_is_idempotent_and_infer_after_close_is_one_clear_error(self, make, engine_name):
         eng = make()

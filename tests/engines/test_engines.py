@@ -239,9 +239,22 @@ def test_calibration_from_the_users_clip(tmp_path):
         calibration_frames(tmp_path / "missing.mp4")
 
 
+def test_guided_calibration_feeds_hints_and_none():
+    from filmcolor.engines.quantize import calibration_feeds
+
+    frames = [np.full((1, 1, 32, 64), 50.0, np.float32)] * 3
+    plain, guided = calibration_feeds(frames), calibration_feeds(frames, guided=True)
+    assert [set(f) for f in plain] == [{"L"}] * 3 and len(guided) == 6
+    assert all(set(f) == {"L", "hint_ab", "mask"} for f in guided)
+    assert [float(f["mask"].max()) > 0 for f in guided] == [False, True] * 3   # each frame without and with hints
+    assert np.abs(guided[1]["hint_ab"]).max() <= 80 and guided[1]["hint_ab"].shape == (1, 2, 32, 64)
+    again = calibration_feeds(frames, guided=True)
+    assert all(np.array_equal(a["hint_ab"], b["hint_ab"]) for a, b in zip(guided, again))  # fixed seed: a stable cache key
+
+
 def test_int8_graph_is_cached_under_a_key_of_graph_and_frames(tiny):
     from filmcolor.engines.export import ensure_onnx
-    from filmcolor.engines.quantize import calibration_frames, ensure_int8, int8_path_for
+    from filmcolor.engines.quantize import calibration_feeds, calibration_frames, ensure_int8, int8_path_for
 
     model, config = tiny
     fp32 = ensure_onnx(model, config)
@@ -250,7 +263,7 @@ def test_int8_graph_is_cached_under_a_key_of_graph_and_frames(tiny):
     assert path.exists() and path.parent.name == "onnx-int8"
     mtime = path.stat().st_mtime_ns
     assert ensure_int8(fp32, frames) == path and path.stat().st_mtime_ns == mtime  # reused, not rebuilt
-    assert int8_path_for(fp32, frames[:2]) != path  # other calibration frames, other graph
+    assert int8_path_for(fp32, calibration_feeds(frames[:2])) != path  # other calibration frames, other graph
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
