@@ -29,7 +29,7 @@ from torch import nn
 from filmcolor.models import ModelConfig
 
 from .base import Engine, EngineClosed, EngineUnavailable, no_cuda_reason
-from .export import ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
+from .export import ONNX_GUIDANCE, ONNX_INPUT, ONNX_OUTPUT, ensure_onnx
 from filmcolor.fs import FileLock, atomic_write_bytes
 
 from .trt_cache import (DEFAULT_ASPECTS, HW, AspectRange, cache_root, engine_cache_key, engine_path, file_sha256,
@@ -68,8 +68,12 @@ def _flag(trt: ModuleType, precision: str) -> Any:
 
 
 def build_plan(trt: ModuleType, onnx_path: Path, shapes: Sequence[Sequence[int]], *, precision: str = "fp16",
-               strongly_typed: bool = False, workspace: int = 4 << 30, timing_cache: Path | None = None) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine for the (min, opt, max) ``shapes`` of input "L"."""
+               strongly_typed: bool = False, workspace: int = 4 << 30, timing_cache: Path | None = None,
+               inputs: dict[str, int] | None = None) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine for the (min, opt, max) ``shapes`` of input "L".
+
+    ``inputs``: every input's name and channel count (default ``{"L": 1}``); a guided graph's hint a,b (2)
+    and mask (1) get L's batch, height and width in the same profile."""
     logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
@@ -89,8 +93,9 @@ def build_plan(trt: ModuleType, onnx_path: Path, shapes: Sequence[Sequence[int]]
         if precision == "bf16" and (fp16 := _flag(trt, "fp16")) is not None:
             config.set_flag(fp16)  # let the builder also pick fp16 kernels where bf16 ones are missing
     profile = builder.create_optimization_profile()
-    lo, opt, hi = (tuple(int(d) for d in s) for s in shapes)
-    profile.set_shape(ONNX_INPUT, lo, opt, hi)
+    for name, channels in (inputs or {ONNX_INPUT: 1}).items():
+        lo, opt, hi = ((int(s[0]), channels, int(s[2]), int(s[3])) for s in shapes)
+        profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
     cache = None
     if timing_cache is not None:
@@ -120,6 +125,17 @@ def _save_timing_cache(config: Any, cache: Any, path: Path) -> None:
         log.warning("could not save the TensorRT timing cache %s: %s", path, exc)
 
 
+def check_io(trt: ModuleType, engine: Any, names: Sequence[str]) -> None:
+    """The engine's tensors are exactly ``names``, all float32 (the buffers are float32 torch tensors;
+    casts to the build precision live inside the engine)."""
+    have = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
+    if have != set(names):
+        raise RuntimeError(f"engine has tensors {sorted(have)}, expected {sorted(names)}")
+    for name in names:
+        if engine.get_tensor_dtype(name) != trt.float32:
+            raise RuntimeError(f"engine tensor {name!r} is {engine.get_tensor_dtype(name)}, expected float32")
+
+
 class TensorRTEngine(Engine):
     """Native TensorRT inference on CUDA (see the module docstring)."""
 
@@ -127,7 +143,8 @@ class TensorRTEngine(Engine):
 
     def __init__(self, model: nn.Module, config: ModelConfig, *, precision: str | None = None,
                  aspects: Union[AspectRange, tuple[HW, HW, HW]] = DEFAULT_ASPECTS, max_batch: int | None = None,
-                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None, **options: Any) -> None:
+                 workspace_gb: float = 4.0, cache_dir: str | os.PathLike | None = None, guidance: bool = True,
+                 **options: Any) -> None:
         """Common options: see :class:`~.base.Engine` (``device`` defaults to CUDA, the only one it runs on;
         ``threads`` has nothing to do on a GPU). ``precision``: fp32, fp16 or bf16 (default fp16 unless
         ``fp16=False``). ``render_sizes``/``aspects``/``max_batch``: what the optimization profile covers
@@ -136,7 +153,9 @@ class TensorRTEngine(Engine):
         self._trt = _import_trt()
         fp16 = options.get("fp16")
         super().__init__(model, config, **{"device": "cuda", **{k: v for k, v in options.items() if v is not None}})
-        self.accepts_guidance = False  # the TensorRT build and its profile cover the automatic graph (L) only
+        # a model with guidance inputs gets a second engine for its guided graph (L, hint a,b, mask), built
+        # beside the automatic one; guidance=False skips it (hints are then pasted, not fed to the model)
+        self.accepts_guidance = self.accepts_guidance and guidance
         self.precision = self._resolve_precision(precision, fp16)
         self.fp16 = self.precision != "fp32"
         self.max_batch = max(int(max_batch or self.batch), self.batch)
@@ -144,7 +163,7 @@ class TensorRTEngine(Engine):
         self.workspace = int(workspace_gb * (1 << 30))
         self.cache_dir = cache_root(cache_dir)
         self._model, self._config = model, config
-        self.runtime = self.engine = self.context = None
+        self.runtime = self.engine = self.context = self._guided = None
         self.engine_file: Path | None = None
         self._load()
 
@@ -171,16 +190,29 @@ class TensorRTEngine(Engine):
 
     # -- build / load ------------------------------------------------------------------------------------------
     def _load(self) -> None:
-        trt = self._trt
+        """Build or load the automatic graph's engine, and the guided graph's when the model has guidance
+        inputs, for the current profile; both happen here (construction, :meth:`prepare`), never in infer."""
         shapes = profile_shapes(self.render_sizes, self.aspects, self.max_batch, self.size_multiple,
                                 opt_batch=self.batch)
+        if self.context is not None:
+            torch.cuda.current_stream(self.device).synchronize()  # old contexts may still run queued work
+        self.context = self._guided = None  # release old contexts before their engines
+        auto = self._build(shapes, guided=False)
+        self._guided = self._build(shapes, guided=True) if self.accepts_guidance else None
+        self.runtime, self.engine, self.context, self.engine_file = auto
+        self.profile = shapes
+
+    def _build(self, shapes: tuple, guided: bool) -> tuple[Any, Any, Any, Path]:
+        """(runtime, engine, context, engine file) of one graph, from the cache or built (one process at a time)."""
+        trt = self._trt
+        inputs = {ONNX_INPUT: 1, **({ONNX_GUIDANCE[0]: 2, ONNX_GUIDANCE[1]: 1} if guided else {})}
         strongly_typed = self.precision != "fp32" and _flag(trt, self.precision) is None
         dtype = _DTYPES[self.precision] if strongly_typed else torch.float32
-        onnx_path = ensure_onnx(self._model, self._config, dtype=dtype, cache_dir=self.cache_dir)
+        onnx_path = ensure_onnx(self._model, self._config, dtype=dtype, cache_dir=self.cache_dir, guided=guided)
         gpu = torch.cuda.get_device_name(self.device)
         cc = torch.cuda.get_device_capability(self.device)
         key = engine_cache_key(file_sha256(onnx_path), shapes, self.precision + ("/typed" if strongly_typed else ""),
-                               trt.__version__, gpu, cc, extra={"workspace": self.workspace})
+                               trt.__version__, gpu, cc, extra={"workspace": self.workspace, "inputs": inputs})
         path = engine_path(self.cache_dir, f"{self._config.name}-{self._config.architecture}", key)
         with torch.cuda.device(self.device):
             runtime = trt.Runtime(_logger(trt))
@@ -190,30 +222,20 @@ class TensorRTEngine(Engine):
                     engine = self._deserialize(runtime, path)  # built by another process meanwhile?
                     if engine is None:
                         free, _ = torch.cuda.mem_get_info(self.device)
-                        log.warning("building a TensorRT engine for %s (%s, profile %s); this takes a while once",
-                                    self._config.name, self.precision, shapes)
-                        plan = build_plan(trt, onnx_path, shapes, precision=self.precision,
+                        log.warning("building a TensorRT engine for %s (%s%s, profile %s); this takes a while once",
+                                    self._config.name, self.precision, ", guided" if guided else "", shapes)
+                        plan = build_plan(trt, onnx_path, shapes, precision=self.precision, inputs=inputs,
                                           strongly_typed=strongly_typed, workspace=min(self.workspace, free // 2),
                                           timing_cache=timing_cache_path(self.cache_dir, trt.__version__, gpu, cc))
                         atomic_write_bytes(path, plan)
                         engine = runtime.deserialize_cuda_engine(plan)
             if engine is None:
                 raise RuntimeError(f"TensorRT could not load the engine it built ({path})")
-            names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
-            if names != {ONNX_INPUT, ONNX_OUTPUT}:
-                raise RuntimeError(f"engine has tensors {sorted(names)}, expected ['L', 'ab']")
-            for name in (ONNX_INPUT, ONNX_OUTPUT):  # buffers are float32 torch tensors (casts live inside)
-                if engine.get_tensor_dtype(name) != trt.float32:
-                    raise RuntimeError(f"engine tensor {name!r} is {engine.get_tensor_dtype(name)}, expected float32")
+            check_io(trt, engine, [*inputs, ONNX_OUTPUT])
             context = engine.create_execution_context()
             if context is None:
                 raise RuntimeError("TensorRT could not create an execution context (out of GPU memory?)")
-            if self.context is not None:
-                torch.cuda.current_stream(self.device).synchronize()  # old context may still run queued work
-        self.context = None  # release the old context before the old engine
-        self.runtime, self.engine, self.context = runtime, engine, context
-        self.profile = shapes
-        self.engine_file = path
+        return runtime, engine, context, path
 
     @staticmethod
     def _deserialize(runtime: Any, path: Path) -> Any:
@@ -260,20 +282,28 @@ class TensorRTEngine(Engine):
         if not shape_in_profile((min(n, self.max_batch), 1, h, w), self.profile):
             raise ValueError(f"input {h}x{w} is outside the TensorRT profile {self.profile}: call prepare({h}, {w}) "
                              "first (it builds outside the stream)")
-        parts = [self._run(x[i:i + self.max_batch]) for i in range(0, n, self.max_batch)]
+        feeds = {ONNX_INPUT: x}
+        ctx = self.context
+        if guidance is not None:
+            feeds.update((name, t.detach().to(self.device, torch.float32).contiguous())
+                         for name, t in zip(ONNX_GUIDANCE, guidance))
+            ctx = self._guided[2]
+        parts = [self._run(ctx, {k: v[i:i + self.max_batch] for k, v in feeds.items()})
+                 for i in range(0, n, self.max_batch)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
+    def _run(self, ctx: Any, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        n, _, h, w = feeds[ONNX_INPUT].shape
         out = torch.empty((n, 2, h, w), device=self.device, dtype=torch.float32)
-        ctx = self.context
         with torch.cuda.device(self.device):
-            if not ctx.set_input_shape(ONNX_INPUT, tuple(x.shape)):
-                raise RuntimeError(f"TensorRT rejected input shape {tuple(x.shape)} (profile {self.profile})")
+            for name, t in feeds.items():
+                if not ctx.set_input_shape(name, tuple(t.shape)):
+                    raise RuntimeError(f"TensorRT rejected {name} shape {tuple(t.shape)} (profile {self.profile})")
             got = tuple(ctx.get_tensor_shape(ONNX_OUTPUT))
             if got != tuple(out.shape):
                 raise RuntimeError(f"TensorRT output shape {got} != expected {tuple(out.shape)}")
-            ctx.set_tensor_address(ONNX_INPUT, x.data_ptr())
+            for name, t in feeds.items():
+                ctx.set_tensor_address(name, t.data_ptr())
             ctx.set_tensor_address(ONNX_OUTPUT, out.data_ptr())
             # Same stream as torch: x is ready before TensorRT reads it and out is safe to use after, with no sync.
             if not ctx.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
@@ -281,6 +311,6 @@ class TensorRTEngine(Engine):
         return out
 
     def close(self) -> None:
-        self.context = None  # context before engine before runtime
+        self.context = self._guided = None  # contexts before engines before runtimes
         self.engine = None
         self.runtime = None

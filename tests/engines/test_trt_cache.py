@@ -207,7 +207,7 @@ def _fake_trt(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool 
             calls["flags"].append(flag)
 
         def add_optimization_profile(self, profile):
-            calls["profiles"].append(profile.shapes)
+            calls["profiles"].append(list(profile.shapes))
 
         def create_timing_cache(self, data):
             return _FakeTimingCache(bytes(data))
@@ -219,8 +219,11 @@ def _fake_trt(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool 
             return self.cache
 
     class Profile:
+        def __init__(self):
+            self.shapes = []
+
         def set_shape(self, name, lo, opt, hi):
-            self.shapes = (name, lo, opt, hi)
+            self.shapes.append((name, lo, opt, hi))
 
     class Builder:
         def __init__(self, logger):
@@ -271,12 +274,39 @@ def test_build_plan_recipe(tmp_path):
     plan = build_plan(trt, tmp_path / "m.onnx", SHAPES, precision="fp16", workspace=1 << 30, timing_cache=timing)
     assert plan == b"PLAN" and calls["onnx"] == str(tmp_path / "m.onnx")
     assert calls["network_flags"] == 0 and calls["flags"] == ["FP16"]
-    assert calls["profiles"] == [("L", *SHAPES)] and calls["workspace"] == ("WORKSPACE", 1 << 30)
+    assert calls["profiles"] == [[("L", *SHAPES)]] and calls["workspace"] == ("WORKSPACE", 1 << 30)
     assert timing.read_bytes() == b"layer1"
     timing.write_bytes(b"layer1,other")  # another process added to the shared cache meanwhile: merged, not lost
     build_plan(trt, tmp_path / "m.onnx", SHAPES, precision="bf16", timing_cache=timing)
     assert calls["flags"][1:] == ["BF16", "FP16"]
     assert set(timing.read_bytes().decode().split(",")) == {"layer1", "layer2", "other"}
+
+
+def test_build_plan_guided_graph_profiles_every_input(tmp_path):
+    from filmcolor.engines.tensorrt_engine import build_plan
+
+    trt, calls = _fake_trt()
+    build_plan(trt, tmp_path / "g.onnx", SHAPES, inputs={"L": 1, "hint_ab": 2, "mask": 1})
+    (profile,) = calls["profiles"]
+    by_name = {name: shapes for name, *shapes in profile}
+    assert by_name["L"] == list(SHAPES)
+    assert by_name["hint_ab"] == [(n, 2, h, w) for n, _, h, w in SHAPES]   # same batch and sides, 2 channels
+    assert by_name["mask"] == [(n, 1, h, w) for n, _, h, w in SHAPES]
+
+
+def test_engine_io_check():
+    from types import SimpleNamespace
+
+    from filmcolor.engines.tensorrt_engine import check_io
+
+    trt = SimpleNamespace(float32="f32")
+    engine = lambda names, dt="f32": SimpleNamespace(num_io_tensors=len(names), get_tensor_name=names.__getitem__,  # noqa: E731
+                                                     get_tensor_dtype=lambda n: dt)
+    check_io(trt, engine(["L", "hint_ab", "mask", "ab"]), ["L", "hint_ab", "mask", "ab"])
+    with pytest.raises(RuntimeError, match="expected"):
+        check_io(trt, engine(["L", "ab"]), ["L", "hint_ab", "mask", "ab"])
+    with pytest.raises(RuntimeError, match="float32"):
+        check_io(trt, engine(["L", "ab"], "f16"), ["L", "ab"])
 
 
 def test_build_plan_strongly_typed_and_errors(tmp_path):
