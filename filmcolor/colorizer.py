@@ -156,12 +156,20 @@ class ChromaStream:
     def render_L(self, y: np.ndarray) -> np.ndarray:
         """The luma plane ``y`` ``[H,W]`` -> Lab L ``[h,w]`` float32 at render size, as :meth:`push` makes it
         (reference pre-passes use it so their flow sees the stream's own pixels)."""
-        return self.lut[cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA)]
+        return self.lut[self._downscale(y)[0]]
+
+    def _downscale(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(luma at render size, luma at chroma-plane size), area-averaged. With subsampled chroma the
+        render-size plane is made from the chroma-size one: an exact 2:1 area step first is 5x cheaper
+        than one odd-ratio step from full size (720p: 0.65 + ~0.5 ms against 3.6)."""
+        if (self.cw, self.ch) == (self.width, self.height):
+            return cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA), y
+        y_hi = cv2.resize(y, (self.cw, self.ch), interpolation=cv2.INTER_AREA)
+        src = y_hi if (self.cw >= self.rw and self.ch >= self.rh) else y
+        return cv2.resize(src, (self.rw, self.rh), interpolation=cv2.INTER_AREA), y_hi
 
     def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-        y_lo = cv2.resize(y, (self.rw, self.rh), interpolation=cv2.INTER_AREA)
-        y_hi = y if (self.cw, self.ch) == (self.width, self.height) else cv2.resize(
-            y, (self.cw, self.ch), interpolation=cv2.INTER_AREA)
+        y_lo, y_hi = self._downscale(y)
         L = torch.from_numpy(self.lut[y_lo])[None]
         self._waiting.append((tag, L, y_lo, y_hi))
         return [self._finish(ab) for ab in self.frames.push(L, guidance)]
