@@ -82,6 +82,26 @@ def test_guidance_sets_hinted_chroma(colorizer):
         predict_ab(colorizer.predictor.infer, L, guidance=(hint[..., :8], mask))
 
 
+def test_confident_guidance_is_kept_and_doubtful_guidance_blended():
+    """Above ``trust`` the guidance's colour is kept; below it blends linearly; a guided model sees it first."""
+    from filmcolor.inference import predict_ab
+
+    seen = []
+
+    def infer(L, guidance=None):
+        seen.append(guidance is not None)
+        return torch.full((L.shape[0], 2, *L.shape[-2:]), 10.0)
+
+    L = torch.full((1, 1, 2, 4), 50.0)
+    hint = torch.full((1, 2, 2, 4), 30.0)
+    mask = torch.tensor([0.0, 0.1, 0.25, 0.9]).repeat(1, 1, 2, 1)
+    for guided in (False, True):
+        ab = predict_ab(infer, L, gain=2.0, guidance=(hint, mask), guided=guided, trust=0.25)
+        # model 10 x gain 2 = 20; the hint 30 weighs mask / 0.25, at most 1
+        assert torch.allclose(ab[0, 0, 0], torch.tensor([20.0, 24.0, 30.0, 30.0]))
+    assert seen == [False, True]
+
+
 def test_entry_points_agree(colorizer, tmp_path, tiny_model_path):
     """File pipeline, pipe, VapourSynth's sequencer, colorize_image, colorize_frames, stills, OpenCV, preview:
     the same grey picture gets the same chroma (at most 1 code value apart)."""
