@@ -205,8 +205,9 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
 
     Calibrated on the packaged frames, or on ``calibration`` (a clip of the footage to be coloured); a
     model with guidance inputs gets its guided graph quantised as well, on first guided use.
-    Its a,b differ from float32 by about one Lab unit (see ``engines/quantize.py``), so the automatic
-    choice never picks it: ask for it by name.
+    Its a,b differ from float32 by about one Lab unit (see ``engines/quantize.py``), which did not cost
+    colour on val or the sample clips, so the automatic choice takes it first on the CPU (see
+    ``registry.AUTO_ORDER``). The first use quantises (seconds; cached).
     """
 
     name = "onnxruntime-int8"

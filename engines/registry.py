@@ -23,9 +23,12 @@ BUILTIN_ENGINES: dict[str, Spec] = LazyRegistry.table((
 ))
 ENGINES = LazyRegistry("engine", ENTRY_POINT_GROUP, BUILTIN_ENGINES, EngineUnavailable)
 
-# Automatic choice, fastest first: (engine, device).
+# Automatic choice, fastest first: (engine, device). On the CPU int8 comes first: 1.3-1.6x float32's
+# speed there, and its colours held on val (300 images: CIEDE2000 0.9222x the grey input's against
+# 0.9218x in float32) and on the five sample clips (mean CIEDE2000 12.99 against 13.06).
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
-    ("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu"),
+    ("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda"), ("onnxruntime-int8", "cpu"),
+    ("onnxruntime", "cpu"), ("torch", "cpu"),
 )
 
 

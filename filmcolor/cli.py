@@ -63,7 +63,7 @@ def colorize(
     saturation: float = SaturationOpt,
     smoothing: str = typer.Option("window", metavar="MODE", help="Temporal smoothing: window (looks ahead), stream (causal), off."),
     strength: float = typer.Option(0.7, min=0.0, max=1.0, metavar="X", help="Temporal smoothing strength."),
-    keyframes: str = typer.Option("all", metavar="all|auto|N", help="Frames the model runs on: all, N (every N-th frame of a shot) or auto (shot starts, large motion, falling confidence); the rest carry colour along the optical flow."),
+    keyframes: str = typer.Option("auto", metavar="all|auto|N", help="Frames the model runs on: all, N (every N-th frame of a shot) or auto (shot starts, large motion, falling confidence); the rest carry colour along the optical flow."),
     codec: Optional[str] = typer.Option(None, metavar="NAME", help="Video encoder, e.g. libx265 (default by extension)."),
     crf: Optional[int] = typer.Option(None, min=0, metavar="N", help="Quality for x264/x265/VP9 (default 18 for .mp4; lower is better)."),
     preset: Optional[str] = typer.Option(None, metavar="NAME", help="Encoder preset (x264/x265: ultrafast..veryslow), checked before work starts."),

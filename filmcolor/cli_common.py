@@ -26,7 +26,7 @@ ModelOpt = typer.Option("default", "--model", "-m", metavar="NAME|PATH",
 
 
 EngineOpt = typer.Option("auto", "--engine", "-e", metavar="NAME",
-                         help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
+                         help="Inference engine: auto (TensorRT, then ONNX Runtime on a GPU; int8 ONNX Runtime on a CPU), torch, onnxruntime, onnxruntime-int8, tensorrt.")
 
 
 DeviceOpt = typer.Option(None, "--device", metavar="cpu|cuda", help="Where the model runs (default: the engine's choice).")
@@ -71,7 +71,7 @@ def _write_json(path: Optional[Path], data) -> None:
 
 
 def _options(model: str, engine: str, device: Optional[str], render_size: Optional[int], saturation: float = 1.0,
-             smoothing: str = "window", strength: float = 0.7, keyframes: str = "all"):
+             smoothing: str = "window", strength: float = 0.7, keyframes: str = "auto"):
     from .colorizer import ColorizerOptions
 
     return ColorizerOptions(model=model, engine=engine, device=device, render_size=render_size,

@@ -238,7 +238,7 @@ def bench(
     clip: Optional[Path] = typer.Option(None, metavar="PATH", help="Source clip, looped and scaled (default: ffmpeg's testsrc2 pattern, made grey)."),
     sizes: str = typer.Option("480p,720p,1080p", metavar="LIST", help="Comma-separated: 480p, 720p, 1080p."),
     frames: int = typer.Option(480, min=2, metavar="N", help="Clip length per size, in frames."),
-    modes: str = typer.Option("default,fast", metavar="LIST", help="Comma-separated colorize modes: default (the CLI's defaults), fast."),
+    modes: str = typer.Option("default,fast", metavar="LIST", help="Comma-separated colorize modes: default (the CLI's defaults), stream (causal smoothing), fast (keyframes 8, causal smoothing)."),
     rounds: int = typer.Option(2, min=1, metavar="N", help="Interleaved rounds of ffmpeg and each mode per size."),
     engine: str = EngineOpt, model: str = ModelOpt, render_size: Optional[int] = RenderOpt,
     render_sizes: str = typer.Option("192,256,320", metavar="LIST", help="Render sizes for the model-only timing."),

@@ -38,7 +38,7 @@ class ColorizerOptions:
     window: int = 2
     batch: int | None = None
     threads: int | None = None       # CPU threads of the engine (None: all this process may use)
-    keyframes: str = "all"           # all | auto | N: frames the model runs on (see filmcolor.temporal.keyframes)
+    keyframes: str = "auto"          # all | auto | N: frames the model runs on (see filmcolor.temporal.keyframes)
 
 
 class Colorizer:

@@ -305,7 +305,7 @@ HeightOpt = _Opt("--height", "-H", min=1, metavar="H", help="Frame height in pix
 PixFmtOpt = _Opt("--pix-fmt", metavar="FMT", help="Input pixel format: gray, gray10le, yuv420p, yuv420p10le, yuv444p, rgb24, bgr24...")
 OutPixFmtOpt = _Opt("--out-pix-fmt", metavar="FMT", help="Output pixel format: yuv420p, yuv422p, yuv444p, yuv420p10le, rgb24, bgr24...")
 ModelOpt = _Opt("--model", "-m", metavar="NAME|PATH", help="Packaged model name or path to a .safetensors file (with its .json).")
-EngineOpt = _Opt("--engine", "-e", metavar="NAME", help="Inference engine: auto, torch, onnxruntime, onnxruntime-int8 (CPU, opt-in), tensorrt.")
+EngineOpt = _Opt("--engine", "-e", metavar="NAME", help="Inference engine: auto (TensorRT, then ONNX Runtime on a GPU; int8 ONNX Runtime on a CPU), torch, onnxruntime, onnxruntime-int8, tensorrt.")
 RenderOpt = _Opt("--render-size", min=32, metavar="N", help="Short side the model sees, a multiple of 32 (default: the model's).")
 DeviceOpt = _Opt("--device", metavar="cpu|cuda", help="cpu or cuda (default: the engine's choice).")
 SaturationOpt = _Opt("--saturation", min=0.0, metavar="X", help="Multiply the predicted colour (1 = as the model made it).")

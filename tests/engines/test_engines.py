@@ -82,16 +82,16 @@ def test_probe_reasons_on_cpu_only_machine():
             assert "CUDAExecutionProvider" in probe("onnxruntime", "cuda")
 
 
-def test_auto_picks_onnxruntime_on_cpu(tiny):
-    if probe("onnxruntime", "cpu"):
-        pytest.skip(probe("onnxruntime", "cpu"))
+def test_auto_picks_onnxruntime_int8_on_cpu(tiny):
+    if probe("onnxruntime-int8", "cpu"):
+        pytest.skip(probe("onnxruntime-int8", "cpu"))
     model, config = tiny
     eng = create_engine("auto", model, config, device="cpu")
-    assert eng.name == "onnxruntime" and eng.capabilities.device == "cpu"
+    assert eng.name == "onnxruntime-int8" and eng.capabilities.device == "cpu"
     eng.close()
     if not torch.cuda.is_available():  # no device given: the CUDA choices are skipped with their reasons
         eng = create_engine("auto", model, config)
-        assert eng.name == "onnxruntime"
+        assert eng.name == "onnxruntime-int8"
         eng.close()
 
 
@@ -270,8 +270,9 @@ def test_int8_graph_is_cached_under_a_key_of_graph_and_frames(tiny):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
-def test_int8_engine_is_cpu_only_and_never_chosen_automatically(tiny):
+def test_int8_engine_is_cpu_only_and_the_first_automatic_choice_there(tiny):
     from filmcolor.engines.registry import AUTO_ORDER
 
     assert "int8 is for CPUs" in (probe("onnxruntime-int8", "cuda") or "")
-    assert all(name != "onnxruntime-int8" for name, _ in AUTO_ORDER)
+    cpu = [name for name, dev in AUTO_ORDER if dev == "cpu"]
+    assert cpu[0] == "onnxruntime-int8" and ("onnxruntime-int8", "cuda") not in AUTO_ORDER
