@@ -52,6 +52,7 @@ class EngineConformance:
     parity_max_fp16 = 1.0   # the same for engines running in half precision
     parity_mean: float | None = None  # optional bounds on the error distribution (approximate engines)
     parity_p99: float | None = None
+    engine_options: dict = {}  # engine-specific keyword arguments every engine of the suite is built with
 
     @pytest.fixture(autouse=True)
     def _cache(self, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +86,7 @@ class EngineConformance:
 
         def build(model_config=None, **options) -> Engine:
             model, config = model_config or tiny
-            made.append(create_engine(engine_name, model, config, device=device, **options))
+            made.append(create_engine(engine_name, model, config, device=device, **{**self.engine_options, **options}))
             return made[-1]
 
         yield build

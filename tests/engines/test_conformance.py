@@ -43,3 +43,9 @@ class TestTensorRT(EngineConformance):
     @pytest.fixture
     def engine_name(self) -> str:
         return "tensorrt"
+
+
+class TestOnnxRuntimeInt8QuantizedGuidance(TestOnnxRuntimeInt8):
+    """The int8 engine with its guided graph quantised too."""
+
+    engine_options = {"quantize_guidance": True}
