@@ -76,9 +76,20 @@ def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Gu
         raise ValueError(f"guidance must be a,b {(n, 2, h, w)} and mask {(n, 1, h, w)}, "
                          f"got {tuple(hint.shape)} and {tuple(mask.shape)}")
     ab = (infer(L, guidance) if guided else infer(L)) * gain
+    return keep_guidance(ab, guidance, trust)
+
+
+def keep_guidance(ab: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor], trust: float = TRUST) -> torch.Tensor:
+    """a,b ``[N,2,h,w]`` with the guidance's colour kept where its mask is at least ``trust``, blended
+    linearly below (see :data:`TRUST`)."""
     hint, mask = (t.to(ab.device, ab.dtype) for t in guidance)
-    weight = (mask / trust).clamp_(max=1.0) if trust > 0 else (mask > 0).to(ab.dtype)
+    weight = (mask / trust).clamp(max=1.0) if trust > 0 else (mask > 0).to(ab.dtype)
     return ab + weight * (hint - ab)
+
+
+def confident_share(guidance: tuple[torch.Tensor, torch.Tensor], trust: float = TRUST) -> float:
+    """Share of pixels whose guidance is kept outright (mask at least ``trust``)."""
+    return float((guidance[1] >= trust).float().mean())
 
 
 def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,

@@ -88,6 +88,7 @@ class KeyframePolicy:
 
 
 AUTO_MAX_INTERVAL = 8
+GUIDANCE_COVERS = 0.98  # guidance kept outright on this share of a frame: the model is not needed there
 
 
 class KeyframeInference:
@@ -114,14 +115,18 @@ class KeyframeInference:
     @torch.no_grad()
     def __call__(self, L: torch.Tensor, motion: Motion, guidance: Any = None) -> torch.Tensor:
         """``guidance`` (hint a,b and mask, see :mod:`filmcolor.inference`) makes the frame a keyframe and
-        is passed to ``infer(L, guidance)``."""
+        is passed to ``infer(L, guidance)``, unless it is confident almost everywhere (a carried reference
+        in the middle of its shot): then the model's colour would be replaced anyway, so the carried
+        colour is used with the guidance kept over it, and the model does not run."""
+        from ..inference import confident_share, keep_guidance
+
         L = L.reshape(1, 1, *L.shape[-2:])
         self._since_key += 1
         carried = conf = None
         if self._prop.active and not motion.new_shot:
             carried, conf = self._prop.step(L, motion.flow)
         why = self.policy.reason(motion, self._since_key, None if conf is None else float(conf.mean()), min(L.shape[-2:]))
-        if guidance is not None:
+        if guidance is not None and confident_share(guidance) < GUIDANCE_COVERS:
             why = why or "guidance"
         self.stats["frames"] += 1
         if why is not None:
@@ -133,6 +138,10 @@ class KeyframeInference:
             return ab
         if self.fill:
             carried = fill_low_confidence(carried, conf)
+        if guidance is not None:
+            carried = keep_guidance(carried, guidance)
+            self.stats["guided_carried"] += 1
+        if self.fill or guidance is not None:
             self._prop.update(carried)
         return carried
 

@@ -144,3 +144,24 @@ def test_cli_keyframes_option(tmp_path, tiny_model_path) -> None:
     bad = cli("colorize", src, tmp_path / "bad.mkv", "-m", tiny_model_path, "--quiet", "--keyframes", "often")
     assert bad.returncode == 2 and "error:" in bad.stderr and "--keyframes" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad.mkv").exists()
+
+
+def test_confident_guidance_everywhere_needs_no_model_run():
+    """A carried reference covering the frame replaces the model's colour anyway: the model is skipped,
+    and the guidance is what comes out; guidance covering part of the frame still makes a keyframe."""
+    calls = []
+
+    def infer(L, guidance=None):
+        calls.append(guidance is not None)
+        return torch.full((1, 2, *L.shape[-2:]), 5.0)
+
+    tracker, ki = MotionTracker(flow="none"), KeyframeInference(KeyframePolicy.parse("auto"), infer)
+    L = torch.full((1, 1, 32, 48), 50.0)
+    hint = torch.full((1, 2, 32, 48), 40.0)
+    full, half = torch.ones(1, 1, 32, 48), torch.ones(1, 1, 32, 48)
+    half[..., 24:] = 0.0
+    ki(L, tracker(L), (hint, full))                       # a shot's first frame: always a keyframe
+    out = ki(L, tracker(L), (hint, full))                 # confident everywhere: carried, guidance kept
+    assert calls == [True] and torch.allclose(out, hint)
+    ki(L, tracker(L), (hint, half))                       # half covered: the model fills the rest
+    assert calls == [True, True] and ki.stats["guided_carried"] == 1
