@@ -80,11 +80,11 @@ def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None
     next one arrives); frames must all have the same size. ``references={frame index: RGB array or
     image path}`` colours those frames and carries them forward and backward through their shots (at
     most ``horizon`` frames each way; frames near a reference are held back until its window has arrived,
-    see :class:`~filmcolor.temporal.references.FrameReferences`).
+    see :class:`~filmcolor.temporal.frame_references.FrameReferences`).
     """
     c = colorizer or Colorizer(ColorizerOptions(**options))
     layout = layout_444(8, full_range=True)
-    from .temporal.references import ReferencedStream
+    from .temporal.frame_references import ReferencedStream
 
     stream = None
 

@@ -106,7 +106,7 @@ class ColorizeFilter:
         self._size = (w, h)
         self._layout = layout_444(8, True)
         self._matrix = matrix_named(self._matrix_name, h)
-        from filmcolor.temporal.references import ReferencedStream
+        from filmcolor.temporal.frame_references import ReferencedStream
 
         refs, self._references = self._references, None  # frame indices count from the first frame's stream
         self._stream = ReferencedStream(self.colorizer.stream(w, h, self._layout, self._matrix, causal=True),

@@ -247,7 +247,7 @@ class _Recorder:
 
 
 def test_referenced_stream_holds_frames_and_keeps_a_reset_in_its_place():
-    from filmcolor.temporal.references import ReferencedStream
+    from filmcolor.temporal.frame_references import ReferencedStream
 
     ref = np.zeros((16, 24, 3), np.uint8)
     ref[..., 1] = 200  # green: a coloured reference of frame 2
