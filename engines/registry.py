@@ -3,6 +3,8 @@ third parties register through the ``filmcolor.engines`` entry-point group (valu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import nn
 
 from filmcolor.models import ModelConfig
@@ -50,18 +52,21 @@ def probe(name: str, device: str) -> str | None:
         return str(exc)
 
 
+def auto_choices(device: str | None = None) -> Iterator[tuple[str, str, str | None]]:
+    """(engine, device, why not or None) for each entry of :data:`AUTO_ORDER` on ``device``'s kind
+    (every kind for None), fastest first: what "auto" tries, in order."""
+    for engine, dev in AUTO_ORDER:
+        if device is None or dev.startswith(device.split(":")[0]):
+            yield engine, dev, probe(engine, dev)
+
+
 def resolve_engine(name: str, device: str | None = None) -> str:
     """The engine ``name`` stands for here: itself, or for "auto" the first usable one of :data:`AUTO_ORDER`
     (what :func:`create_engine` would build). Resume keys use it: "auto" means different pixels on a
     machine with TensorRT than on a CPU-only one."""
     if name != "auto":
         return name
-    for engine, dev in AUTO_ORDER:
-        if device is not None and not dev.startswith(device.split(":")[0]):
-            continue
-        if probe(engine, dev) is None:
-            return engine
-    return name
+    return next((engine for engine, _, reason in auto_choices(device) if reason is None), name)
 
 
 def create_engine(name: str, model: nn.Module, config: ModelConfig, *, device: str | None = None,
@@ -73,10 +78,7 @@ def create_engine(name: str, model: nn.Module, config: ModelConfig, *, device: s
             raise EngineUnavailable(f"engine {name!r} on {device}: {reason}")
         return cls(model, config, device=device, **options)
     reasons = []
-    for engine, dev in AUTO_ORDER:
-        if device is not None and not dev.startswith(device.split(":")[0]):
-            continue
-        reason = probe(engine, dev)
+    for engine, dev, reason in auto_choices(device):
         if reason is None:
             try:
                 return engine_class(engine)(model, config, device=device or dev, **options)

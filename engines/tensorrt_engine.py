@@ -194,13 +194,13 @@ class TensorRTEngine(Engine):
         inputs, for the current profile; both happen here (construction, :meth:`prepare`), never in infer."""
         shapes = profile_shapes(self.render_sizes, self.aspects, self.max_batch, self.size_multiple,
                                 opt_batch=self.batch)
+        auto = self._build(shapes, guided=False)   # the old engines stay usable if a build fails
+        guided = self._build(shapes, guided=True) if self.accepts_guidance else None
         if self.context is not None:
             torch.cuda.current_stream(self.device).synchronize()  # old contexts may still run queued work
         self.context = self._guided = None  # release old contexts before their engines
-        auto = self._build(shapes, guided=False)
-        self._guided = self._build(shapes, guided=True) if self.accepts_guidance else None
         self.runtime, self.engine, self.context, self.engine_file = auto
-        self.profile = shapes
+        self._guided, self.profile = guided, shapes
 
     def _build(self, shapes: tuple, guided: bool) -> tuple[Any, Any, Any, Path]:
         """(runtime, engine, context, engine file) of one graph, from the cache or built (one process at a time)."""

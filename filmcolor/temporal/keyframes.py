@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from ..inference import confident_share, keep_guidance, predict_ab
 from .motion import Motion
 from .propagate import DEFAULT_DECAY, Propagator
 
@@ -118,8 +119,6 @@ class KeyframeInference:
         is passed to ``infer(L, guidance)``, unless it is confident almost everywhere (a carried reference
         in the middle of its shot): then the model's colour would be replaced anyway, so the carried
         colour is used with the guidance kept over it, and the model does not run."""
-        from ..inference import confident_share, keep_guidance
-
         L = L.reshape(1, 1, *L.shape[-2:])
         self._since_key += 1
         carried = conf = None
@@ -205,8 +204,6 @@ class KeyframePredictor:
         return self.inference.stats
 
     def _model(self, L: torch.Tensor, guidance: Any = None) -> torch.Tensor:
-        from ..inference import predict_ab
-
         return predict_ab(self.p.infer, L, gain=self.p.gain, guidance=guidance, guided=self.p.guided)
 
     def push(self, L: torch.Tensor, guidance: Any = None) -> list[torch.Tensor]:
