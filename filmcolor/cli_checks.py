@@ -104,3 +104,15 @@ def check_list(text: str, allowed, option: str) -> list[str]:
     if bad or not items:
         raise UsageError(f"{option} takes a comma-separated list of {', '.join(allowed)}; got {text!r}")
     return items
+
+
+def check_int_list(text: str, option: str, minimum: int = 0, example: str = "0,1,2") -> tuple[int, ...]:
+    """A comma-separated option of whole numbers (``--hint-points 0,2,10``), each at least ``minimum``;
+    else a usage error."""
+    try:
+        values = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < minimum:
+        raise UsageError(f"{option} takes comma-separated whole numbers >= {minimum} (e.g. {example}), got {text!r}")
+    return values

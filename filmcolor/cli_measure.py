@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .cli_base import flag
-from .cli_checks import check_list, check_render_size
+from .cli_checks import check_int_list, check_list, check_render_size
 from .cli_common import (EngineOpt, JsonOpt, ModelOpt, RenderOpt, SaturationOpt, _colorizer, _console, _write_json, app)
 from .errors import UsageError
 
@@ -62,15 +62,7 @@ def evaluate(
 
 
 def _hint_counts(text: Optional[str]) -> Optional[tuple[int, ...]]:
-    if text is None:
-        return None
-    try:
-        counts = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        counts = ()
-    if not counts or min(counts) < 0:
-        raise UsageError(f"--hint-points takes comma-separated whole numbers >= 0 (e.g. 0,1,2,5,10), got {text!r}")
-    return counts
+    return None if text is None else check_int_list(text, "--hint-points", 0, "0,1,2,5,10")
 
 
 def _evaluate_hints(folder: Path, counts: tuple[int, ...], seed: int, model: str, engine: str,
@@ -224,10 +216,7 @@ def _bench_models(engine: str, model: str, render_sizes: str, model_frames: int)
 
 
 def render_sizes_tuple(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise UsageError(f"--render-sizes takes comma-separated integers, got {text!r}") from None
+    sizes = check_int_list(text, "--render-sizes", 1, "192,256,320")
     for s in sizes:
         check_render_size(s)
     return sizes
