@@ -77,14 +77,20 @@ class KeyframePolicy:
         ``since_key``: frames since the last keyframe, this one included; ``mean_conf``: the mean carried
         confidence on this frame (None when nothing is carried).
         """
-        if motion.new_shot or mean_conf is None:
+        if mean_conf is None:
+            return "shot"
+        return self.reason_before_carry(motion, since_key, short_side) or \
+            ("confidence" if self.adaptive and mean_conf < self.min_confidence else None)
+
+    def reason_before_carry(self, motion: Motion, since_key: int, short_side: int) -> str | None:
+        """The reasons known before any colour is carried onto the frame (``shot``, ``interval``,
+        ``motion``): when one holds, carrying would be wasted work."""
+        if motion.new_shot:
             return "shot"
         if since_key >= self.interval:
             return "interval"
         if self.adaptive and motion.magnitude > self.max_motion * short_side:
             return "motion"
-        if self.adaptive and mean_conf < self.min_confidence:
-            return "confidence"
         return None
 
 
@@ -122,9 +128,11 @@ class KeyframeInference:
         L = L.reshape(1, 1, *L.shape[-2:])
         self._since_key += 1
         carried = conf = None
-        if self._prop.active and not motion.new_shot:
+        short = min(L.shape[-2:])
+        why = "shot" if not self._prop.active else self.policy.reason_before_carry(motion, self._since_key, short)
+        if why is None:  # carry only when the frame may not need the model
             carried, conf = self._prop.step(L, motion.flow)
-        why = self.policy.reason(motion, self._since_key, None if conf is None else float(conf.mean()), min(L.shape[-2:]))
+            why = self.policy.reason(motion, self._since_key, float(conf.mean()), short)
         if guidance is not None and confident_share(guidance) < GUIDANCE_COVERS:
             why = why or "guidance"
         self.stats["frames"] += 1

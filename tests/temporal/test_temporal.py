@@ -210,6 +210,23 @@ def test_warp_and_compose(device: torch.device) -> None:
     torch.testing.assert_close(f[..., : S - 6], torch.full_like(f[..., : S - 6], 0.0) + shift[..., : S - 6] * 2)
 
 
+def test_cpu_remap_matches_grid_sample() -> None:
+    """The CPU warp (OpenCV remap) against the device path (grid_sample), forced on CPU tensors."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 40, 56, generator=g) * 20
+    flow = torch.randn(2, 2, 40, 56, generator=g) * 4
+    w = Warper()
+    got, inside = w(x, flow)
+    h, wd = x.shape[-2:]
+    base, scale = w._base(h, wd, flow.device, flow.dtype)
+    grid = torch.addcmul(base, flow.permute(0, 2, 3, 1), scale)
+    want = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    want_in = (grid.abs() <= 1.0 + 1e-6).all(-1).unsqueeze(1).float()
+    assert got.shape == want.shape and inside.shape == want_in.shape
+    assert float((got - want).abs().max()) < 1e-2 and float((got - want).abs().mean()) < 1e-3  # values up to ~90
+    assert torch.equal(inside, want_in)
+
+
 def test_scene_cut_score() -> None:
     a = (texture(0, 30.0) * 2.55).round().byte().numpy()
     b = (texture(1, 75.0) * 2.55).round().byte().numpy()
