@@ -168,15 +168,18 @@ def _code_fingerprint(model: nn.Module) -> str:
 
 
 def export_key(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OPSET,
-               dtype: torch.dtype = torch.float32, prepared: nn.Module | None = None) -> str:
-    """Hex key of an export: weights (spectral norm baked), the graph-defining config (architecture and
-    its arguments), the model code, opset, compute dtype and the export recipe version."""
-    prepared = prepared if prepared is not None else prepare_for_export(model)
+               dtype: torch.dtype = torch.float32, guided: bool = False) -> str:
+    """Hex key of an export: the model's weights, the graph-defining config (architecture and its
+    arguments), the model code, the graph's inputs, opset, compute dtype and the export recipe version.
+
+    Taken from ``model`` as given, not from its export-ready copy: that copy (spectral norm baked, layers
+    rewritten) is a deterministic function of the model's state and code, and making it costs a deep
+    copy (0.3 s for the default model), which a cached export does not need."""
     payload = {
         "v": EXPORT_VERSION,
-        "inputs": input_names(prepared),
-        "weights": weights_fingerprint(prepared),
-        "code": _code_fingerprint(prepared),
+        "inputs": [ONNX_INPUT, *ONNX_GUIDANCE] if guided else [ONNX_INPUT],
+        "weights": weights_fingerprint(model),
+        "code": _code_fingerprint(model),
         "architecture": config.architecture,
         "kwargs": config.kwargs,
         "opset": int(opset),
@@ -187,11 +190,11 @@ def export_key(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OP
 
 def onnx_cache_path(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OPSET,
                     dtype: torch.dtype = torch.float32, cache_dir: PathLike | None = None,
-                    prepared: nn.Module | None = None) -> Path:
+                    guided: bool = False) -> Path:
     """Deterministic path of ``model``'s ONNX file in the cache (``$FILMCOLOR_CACHE`` or ``~/.cache/filmcolor``)."""
-    key = export_key(model, config, opset=opset, dtype=dtype, prepared=prepared)
+    key = export_key(model, config, opset=opset, dtype=dtype, guided=guided)
     dt = "" if dtype == torch.float32 else f"-{str(dtype).replace('torch.', '')}"
-    dt += "-guided" if len(input_names(prepared if prepared is not None else model)) > 1 else ""
+    dt += "-guided" if guided else ""
     name = f"{slug(config.name)}-{slug(config.architecture)}{dt}-{key[:20]}.onnx"
     return cache_root(cache_dir) / "onnx" / name
 
@@ -304,14 +307,15 @@ def ensure_onnx(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_O
     """The cached ONNX file of ``model``, exported first if missing (one process at a time exports it).
 
     ``guided``: the graph with guidance inputs (``L``, ``hint_ab``, ``mask``), a file of its own."""
-    prepared = prepare_for_export(model, guided=guided)
-    path = onnx_cache_path(model, config, opset=opset, dtype=dtype, cache_dir=cache_dir, prepared=prepared)
+    if guided and not accepts_guidance(model):
+        raise ValueError("this model has no guidance inputs (built without guidance=True)")
+    path = onnx_cache_path(model, config, opset=opset, dtype=dtype, cache_dir=cache_dir, guided=guided)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_name(path.name + ".lock"), timeout=1800):
         if not path.exists():  # another process may have exported it while we waited
-            net = prepared if dtype == torch.float32 else _ComputeIn(prepared, dtype).eval()
+            net = prepare_for_export(model, dtype, guided=guided)
             _export_prepared(net, config, path, opset, exporter, verify=True)
     return path
 

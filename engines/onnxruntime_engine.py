@@ -218,7 +218,7 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         """``quantize_guidance``: run guided frames on an int8 guided graph too. Off by default: it cost
         hints half their effect (val, 50 images, 2 points: +0.13 dB against +0.26 in float32), so guided
         frames (hints, references) run the float32 guided graph and the rest int8."""
-        from .quantize import calibration_frames, ensure_int8
+        from .quantize import Calibration, ensure_int8
 
         self._quantize_guidance = quantize_guidance
 
@@ -226,7 +226,7 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         if reason:  # before exporting and quantising: the probe also checks onnxruntime is installed
             raise EngineUnavailable(reason)
         fp32 = ensure_onnx(model, config, opset=opset, cache_dir=cache_dir)
-        self._calibration = calibration_frames(calibration)
+        self._calibration = Calibration(calibration)   # decoded only if the int8 graph must be built
         int8 = ensure_int8(fp32, self._calibration)
         super().__init__(model, config, device="cpu", cache_dir=cache_dir, onnx_path=int8, opset=opset, **options)
 

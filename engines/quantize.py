@@ -23,14 +23,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 
-from filmcolor.color import grey_to_lab_l
+from filmcolor.color import CodeRange, luma_to_lab_l_lut
 from filmcolor.fs import FileLock, atomic_write
 
 from .export import ONNX_GUIDANCE, ONNX_INPUT
@@ -47,11 +47,11 @@ def calibration_frames(clip: str | os.PathLike | None = None, limit: int = 16) -
     import av
 
     path = Path(clip) if clip else Path(str(resources.files("filmcolor.weights") / CALIBRATION_CLIP))
+    lut = luma_to_lab_l_lut(CodeRange(8, full=True)).numpy()   # code -> Lab L of that neutral grey
     frames = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            grey = torch.from_numpy(frame.to_ndarray(format="gray").astype(np.float32) / 255.0)
-            frames.append(grey_to_lab_l(grey)[None, None].numpy().astype(np.float32))
+            frames.append(lut[frame.to_ndarray(format="gray")][None, None])
             if len(frames) >= limit:
                 break
     if not frames:
@@ -85,17 +85,29 @@ def calibration_feeds(frames: Sequence[np.ndarray], guided: bool = False, seed: 
 
 
 def quant_key(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> str:
-    """Hex key over everything that changes the int8 graph."""
+    """Hex key over everything that changes the int8 graph, for calibration given as arrays."""
+    h = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            h.update(f"{name}{feed[name].shape}|".encode())
+            h.update(np.ascontiguousarray(feed[name], dtype=np.float32).tobytes())
+    return _key(fp32_path, h.digest())
+
+
+def _key(fp32_path: str | os.PathLike, calibration: bytes) -> str:
+    """The recipe, onnxruntime's version, the float32 graph's bytes and a digest of the calibration."""
     import onnxruntime
 
     h = hashlib.sha256()
     h.update(f"v{QUANT_VERSION}|ort {onnxruntime.__version__}|".encode())
     h.update(Path(fp32_path).read_bytes())
-    for feed in feeds:
-        for name in sorted(feed):
-            h.update(f"{name}{feed[name].shape}|".encode())
-            h.update(np.ascontiguousarray(feed[name], dtype=np.float32).tobytes())
+    h.update(calibration)
     return h.hexdigest()
+
+
+def _int8_path(fp32_path: str | os.PathLike, calibration: bytes) -> Path:
+    fp32_path = Path(fp32_path)
+    return fp32_path.parent.parent / "onnx-int8" / f"{fp32_path.stem}-int8-{_key(fp32_path, calibration)[:20]}.onnx"
 
 
 def int8_path_for(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> Path:
@@ -133,16 +145,46 @@ def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, feeds: S
     return atomic_write(dst, write)
 
 
-def ensure_int8(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray] | None = None, *,
+@dataclass(frozen=True)
+class Calibration:
+    """Where the calibration frames come from: ``clip`` (None: the packaged one), its first ``limit`` frames.
+
+    The cache key covers the clip's bytes, not its decoded frames, so a process that finds its int8 graph
+    cached neither decodes nor converts the clip (that was ~0.2 s of every start-up)."""
+
+    clip: str | os.PathLike | None = None
+    limit: int = 16
+
+    def path(self) -> Path:
+        return Path(self.clip) if self.clip else Path(str(resources.files("filmcolor.weights") / CALIBRATION_CLIP))
+
+    def key(self) -> str:
+        """Hex key of the frames this gives (the clip's bytes and ``limit``); FileNotFoundError if missing."""
+        path = self.path()
+        if not path.is_file():
+            raise FileNotFoundError(f"calibration clip {str(path)!r} does not exist")
+        return hashlib.sha256(f"clip|{self.limit}|".encode() + path.read_bytes()).hexdigest()
+
+    def frames(self) -> list[np.ndarray]:
+        return calibration_frames(self.path(), self.limit)
+
+
+def ensure_int8(fp32_path: str | os.PathLike, frames: Sequence[np.ndarray] | Calibration | None = None, *,
                 guided: bool = False) -> Path:
     """The cached int8 graph of the float32 ONNX file ``fp32_path`` (``guided``: its inputs are L, hint
-    a,b and mask), built first if missing."""
-    feeds = calibration_feeds(list(frames) if frames is not None else calibration_frames(), guided)
-    path = int8_path_for(fp32_path, feeds)
+    a,b and mask), built first if missing. ``frames``: calibration frames, or a :class:`Calibration`
+    (None: the packaged clip), decoded only if the graph must be built."""
+    if isinstance(frames, Calibration) or frames is None:
+        source = frames or Calibration()
+        path = _int8_path(fp32_path, f"{source.key()}|guided={guided}".encode())
+        make_feeds = lambda: calibration_feeds(source.frames(), guided)  # noqa: E731
+    else:
+        feeds = calibration_feeds(list(frames), guided)
+        path, make_feeds = int8_path_for(fp32_path, feeds), lambda: feeds  # noqa: E731
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_name(path.name + ".lock"), timeout=1800):
         if not path.exists():  # another process may have built it while we waited
-            quantize_int8(fp32_path, path, feeds)
+            quantize_int8(fp32_path, path, make_feeds())
     return path

@@ -77,7 +77,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, *, device: str | torch.
     config = ModelConfig.from_json(cfg_path.read_text())
     model = create_model(config.architecture, **config.kwargs)
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)  # take the loaded tensors as they are: no second copy
     return model.to(device).eval(), config
 
 

@@ -270,6 +270,30 @@ def test_int8_graph_is_cached_under_a_key_of_graph_and_frames(tiny):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+def test_int8_cache_hit_does_not_decode_the_calibration_clip(tiny, tmp_path, monkeypatch):
+    from conftest import make_clip
+
+    from filmcolor.engines import quantize
+    from filmcolor.engines.export import ensure_onnx
+
+    model, config = tiny
+    fp32 = ensure_onnx(model, config)
+    clip = make_clip(tmp_path / "a.mkv", frames=2, size=(128, 96))
+    path = quantize.ensure_int8(fp32, quantize.Calibration(clip))
+    assert path.exists()
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded the calibration clip although the int8 graph was cached")
+
+    monkeypatch.setattr(quantize, "calibration_frames", no_decoding)
+    assert quantize.ensure_int8(fp32, quantize.Calibration(clip)) == path
+    other = make_clip(tmp_path / "b.mkv", frames=3, size=(128, 96))
+    assert quantize.Calibration(other).key() != quantize.Calibration(clip).key()        # the clip's bytes
+    assert quantize.Calibration(clip, limit=1).key() != quantize.Calibration(clip).key()  # and the frame count
+    with pytest.raises(FileNotFoundError):
+        quantize.Calibration(tmp_path / "missing.mp4").key()
+
+
 def test_int8_engine_is_cpu_only_and_the_first_automatic_choice_there(tiny):
     from filmcolor.engines.registry import AUTO_ORDER
 
