@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ from .render import DEFAULT_RENDER_SIZE, render_shape
 from .video.formats import PlanarYUV
 
 SMOOTHING_MODES = ("window", "stream", "off")
+
+Finish = Callable[[], tuple[np.ndarray, np.ndarray]]
+"""A frame's chroma finish still to run: returns its (Cb, Cr) code planes."""
 
 
 @dataclass
@@ -150,6 +153,12 @@ class ChromaStream:
 
     def push(self, y: np.ndarray, tag: Any = None, guidance: Guidance = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         """Queue the luma plane ``y`` ``[H,W]`` (integer codes of the layout's depth); optional guidance."""
+        return [(tag, *finish()) for tag, finish in self.push_deferred(y, tag, guidance)]
+
+    def push_deferred(self, y: np.ndarray, tag: Any = None, guidance: Guidance = None) -> list[tuple[Any, Finish]]:
+        """:meth:`push` with each ready frame's chroma finish left to do: ``[(tag, finish), ...]``, where
+        ``finish()`` returns ``(cb, cr)``. The file pipeline runs it in its encoding thread, so on two
+        cores the finish of one frame overlaps the flow and model of the next. Call each in order, once."""
         with torch_threads(1 if self.on_cpu else None):
             return self._push(y, tag, guidance)
 
@@ -168,21 +177,29 @@ class ChromaStream:
         src = y_hi if (self.cw >= self.rw and self.ch >= self.rh) else y
         return cv2.resize(src, (self.rw, self.rh), interpolation=cv2.INTER_AREA), y_hi
 
-    def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, Finish]]:
         y_lo, y_hi = self._downscale(y)
         L = torch.from_numpy(self.lut[y_lo])[None]
         self._waiting.append((tag, L, y_lo, y_hi))
-        return [self._finish(ab) for ab in self.frames.push(L, guidance)]
+        return [self._finisher(ab) for ab in self.frames.push(L, guidance)]
 
     def flush(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-        with torch_threads(1 if self.on_cpu else None):
-            return [self._finish(ab) for ab in self.frames.flush()]
+        return [(tag, *finish()) for tag, finish in self.flush_deferred()]
 
-    def _finish(self, ab: torch.Tensor) -> tuple[Any, np.ndarray, np.ndarray]:
+    def flush_deferred(self) -> list[tuple[Any, Finish]]:
+        """:meth:`flush` as :meth:`push_deferred` gives frames."""
+        with torch_threads(1 if self.on_cpu else None):
+            return [self._finisher(ab) for ab in self.frames.flush()]
+
+    def _finisher(self, ab: torch.Tensor) -> tuple[Any, Finish]:
         tag, L, y_lo, y_hi = self._waiting.popleft()
-        g_lo = torch.from_numpy(y_lo.astype(np.float32))[None, None] / self.y_scale
-        g_hi = torch.from_numpy(y_hi.astype(np.float32))[None, None] / self.y_scale
+        return tag, lambda: self._finish(L, ab, y_lo, y_hi)
+
+    def _finish(self, L: torch.Tensor, ab: torch.Tensor, y_lo: np.ndarray, y_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inv = np.float32(1.0 / self.y_scale)
+        g_lo = torch.from_numpy(np.multiply(y_lo, inv, dtype=np.float32))[None, None]
+        g_hi = torch.from_numpy(np.multiply(y_hi, inv, dtype=np.float32))[None, None]
         with torch.inference_mode():
             cbcr = finish_chroma(L[None], ab[None], g_lo, g_hi, self.matrix)
             codes = self.layout.code_range.c_from_unit(cbcr[0]).cpu().numpy().astype(self.layout.dtype)
-        return tag, codes[0], codes[1]
+        return codes[0], codes[1]

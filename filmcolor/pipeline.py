@@ -1,7 +1,8 @@
 """The file pipeline: :class:`~filmcolor.video.source.FrameSource` -> colorizer -> :class:`~filmcolor.video.sink.FrameSink`.
 
 Three stages overlap: decoding in a :class:`~filmcolor.video.threads.Prefetch` thread that owns the input,
-the colorizer in the calling thread, encoding in a :class:`~filmcolor.video.threads.WriteBehind` thread;
+the colorizer in the calling thread, each frame's chroma finish and its encoding in a
+:class:`~filmcolor.video.threads.WriteBehind` thread;
 bounded queues keep memory flat whatever the film's length. The output's luma plane is the input's, bit
 for bit; timestamps, rotation and colour tags are carried over; the file appears only when complete.
 """
@@ -87,7 +88,7 @@ class _Run:
 
     def through(self, items: Iterable[tuple[str, object]], queue_size: int) -> None:
         """Colorize every frame of ``items`` and hand everything to an encoding thread; errors become FormatError."""
-        with WriteBehind(self.sink.write, self.sink.flush, size=queue_size, name="filmcolor-encode") as writer:
+        with WriteBehind(self._write, self.sink.flush, size=queue_size, name="filmcolor-encode") as writer:
             try:
                 t_start = time.monotonic()
                 for kind, obj in items:
@@ -97,12 +98,12 @@ class _Run:
                         continue
                     y = self.sink.luma(obj)
                     g = None if self.guide is None else self.guide.at(obj.pts)
-                    self._emit(self.stream.push(y, (obj, y), g), writer)
+                    self._emit(self.stream.push_deferred(y, (obj, y), g), writer)
                     self.frames_in += 1
                     if self.progress:
                         fps = self.frames_in / max(1e-6, time.monotonic() - t_start)
                         self.progress(Progress(self.frames_in, self.total, fps))
-                self._emit(self.stream.flush(), writer)
+                self._emit(self.stream.flush_deferred(), writer)
                 writer.close()
             except Exception as exc:
                 if exc is writer.error and not isinstance(exc, OSError):
@@ -110,11 +111,20 @@ class _Run:
                 raise  # disk full, permission: the CLI reports the machine's own error (exit 1)
 
     def _emit(self, ready: list, writer: WriteBehind) -> None:
-        for (frame, y), cb, cr in ready:
+        for (frame, y), finish in ready:
             if self.span is not None and not self.span.emits(frame.pts):
                 continue  # warm-up or look-ahead frame of a segment
             self.frames_out += 1
-            writer.put(("v", self.sink.video_frame(frame, y, cb, cr)))
+            writer.put(("c", (frame, y, finish)))
+
+    def _write(self, item: tuple[str, object]) -> None:
+        """The encoding thread's work: a frame's chroma finish (it overlaps the next frame's model and flow),
+        then encoding; copied packets go straight to the muxer."""
+        kind, obj = item
+        if kind == "c":
+            frame, y, finish = obj
+            kind, obj = "v", self.sink.video_frame(frame, y, *finish())
+        self.sink.write((kind, obj))
 
 
 def _decoded(items: Iterable, src: Path) -> Iterator:

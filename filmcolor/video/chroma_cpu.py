@@ -72,4 +72,4 @@ def finish_chroma_cpu(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor,
     """:func:`finish_chroma_cv2` over a batch of CPU tensors (shapes of :func:`~filmcolor.inference.finish_chroma`)."""
     outs = [finish_chroma_cv2(L[i, 0].float().numpy(), ab[i].float().numpy(), guide_lo[i, 0].float().numpy(),
                               guide_hi[i, 0].float().numpy(), matrix) for i in range(L.shape[0])]
-    return torch.from_numpy(np.stack(outs))
+    return torch.from_numpy(outs[0][None] if len(outs) == 1 else np.stack(outs))
