@@ -93,18 +93,24 @@ class ReferenceGuide:
 
     def __init__(self, clip: _Clip, keys: list[_Key], render: tuple[int, int],
                  to_L: Callable[[object], np.ndarray], horizon: int = DEFAULT_HORIZON,
-                 decay: float = DEFAULT_DECAY, window: Callable[[int, int], list] | None = None) -> None:
+                 decay: float = DEFAULT_DECAY, window: Callable[[int, int], list] | None = None,
+                 last_pts: int | None = None) -> None:
         """``window(lo, hi)``: (pts, uint8 L) of the frames in ``[lo, hi]`` from elsewhere than the file
-        (the frame API's buffer); None: decoded from ``clip.path``."""
+        (the frame API's buffer); None: decoded from ``clip.path``. ``last_pts``: no frame after it will be
+        asked for (the run's end): a key is not carried forward past it, which changes no frame's guidance."""
         self.clip, self.keys, self.render, self.to_L = clip, sorted(keys, key=lambda k: k.pts), render, to_L
         self.window = window
         self.horizon, self.decay = int(horizon), decay
+        self.last_pts = last_pts
         self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # pts -> (int8 ab, uint8 conf)
         self.peak_frames = 0
 
     def _window(self, key: _Key) -> tuple[int, int]:
         reach = int(round(self.horizon * self.clip.frame_pts))
-        return key.pts - reach, key.pts + reach
+        hi = key.pts + reach
+        if self.last_pts is not None:  # the key's own frame stays in: a later key still carries backward
+            hi = min(hi, max(key.pts, int(self.last_pts)))
+        return key.pts - reach, hi
 
     def at(self, pts: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         if pts is None:
@@ -205,8 +211,9 @@ def clip_info(path: str, vstream) -> _Clip:
 
 
 def open_guide(guidance: ClipGuidance, path: str | Path, vstream, size: tuple[int, int], render: tuple[int, int],
-               to_L: Callable[[object], np.ndarray]) -> ReferenceGuide:
-    """Check the user's references and hints against the clip (one-line errors) and make its guide."""
+               to_L: Callable[[object], np.ndarray], last_pts: int | None = None) -> ReferenceGuide:
+    """Check the user's references and hints against the clip (one-line errors) and make its guide.
+    ``last_pts``: where the run stops decoding (a segment's or ``--end``'s end), None: the clip's end."""
     clip = clip_info(str(path), vstream)
     rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
     keys: dict[int, _Key] = {}
@@ -234,7 +241,7 @@ def open_guide(guidance: ClipGuidance, path: str | Path, vstream, size: tuple[in
         key = key_at(spec, "hint points")
         hint, mask = points_to_guidance(pts_, guidance.relative, size, render)
         key.hint, key.mask = np.where(mask > 0, hint, key.hint), np.maximum(mask, key.mask)
-    return ReferenceGuide(clip, list(keys.values()), render, to_L, guidance.horizon)
+    return ReferenceGuide(clip, list(keys.values()), render, to_L, guidance.horizon, last_pts=last_pts)
 
 
 def _complete(reference_rgb: np.ndarray, size: tuple[int, int], render: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -148,7 +148,8 @@ def test_cli_keyframes_option(tmp_path, tiny_model_path) -> None:
 
 def test_confident_guidance_everywhere_needs_no_model_run():
     """A carried reference covering the frame replaces the model's colour anyway: the model is skipped,
-    and the guidance is what comes out; guidance covering part of the frame still makes a keyframe."""
+    and the guidance is what comes out. Later guided frames follow the policy (carried colour, guidance
+    kept over it); guidance that begins after frames without any makes a keyframe."""
     calls = []
 
     def infer(L, guidance=None):
@@ -163,5 +164,9 @@ def test_confident_guidance_everywhere_needs_no_model_run():
     ki(L, tracker(L), (hint, full))                       # a shot's first frame: always a keyframe
     out = ki(L, tracker(L), (hint, full))                 # confident everywhere: carried, guidance kept
     assert calls == [True] and torch.allclose(out, hint)
-    ki(L, tracker(L), (hint, half))                       # half covered: the model fills the rest
-    assert calls == [True, True] and ki.stats["guided_carried"] == 1
+    out = ki(L, tracker(L), (hint, half))                 # half covered, mid-shot: carried, guidance kept
+    assert calls == [True] and ki.stats["guided_carried"] == 2
+    assert torch.allclose(out[..., :24, :], hint[..., :24, :]) and torch.allclose(out[..., 24:, :], hint[..., 24:, :])
+    ki(L, tracker(L))                                     # no guidance: carried
+    ki(L, tracker(L), (hint, half))                       # guidance begins again, half covered: the model runs
+    assert calls == [True, True] and ki.stats["key_guidance"] == 1

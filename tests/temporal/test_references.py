@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from conftest import write_frames
@@ -93,6 +94,36 @@ def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_m
     a_carried = [float(got[p][0][0, 0].mean()) for p in pts[:CUT]]
     assert max(a_carried) < -15                              # the reference's green, carried
     assert guide.peak_frames <= 2 * guide.horizon + 1
+
+
+def test_guide_stops_carrying_at_the_runs_end_and_changes_no_earlier_frame(cut_clip, tiny_model_path):
+    """``last_pts`` (a segment's or --end's end) cuts the forward carry's decoding, never a frame's guidance."""
+    import av
+
+    from filmcolor.colorizer import Colorizer, ColorizerOptions
+    from filmcolor.temporal.references import ClipGuidance, open_guide
+    from filmcolor.video.formats import choose_matrix, parse_planar
+
+    clip, key = cut_clip
+    col = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
+    stream = col.stream(W, H, parse_planar("yuv420p"), choose_matrix(None, H))
+    with av.open(str(clip)) as c:
+        v = c.streams.video[0]
+        frames = [int(f.pts) for f in c.decode(v)]
+        to_L = lambda f: stream.render_L(f.to_ndarray(format="gray"))  # noqa: E731
+        runs = {}
+        for last in (None, frames[KEY + 2]):
+            guide = open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, v, (H, W), stream.render_hw, to_L,
+                               last_pts=last)
+            decoded = []
+            window = guide._decode_window
+            guide._decode_window = lambda lo, hi: decoded.append(hi) or window(lo, hi)  # type: ignore[method-assign]
+            runs[last] = ([guide.at(p) for p in frames[:KEY + 3]], decoded)
+    (full, _), (cut, hi) = runs[None], runs[frames[KEY + 2]]
+    assert hi == [frames[KEY + 2]]                            # decoded up to the run's end only
+    for a, b in zip(full, cut):
+        assert (a is None) == (b is None)
+        assert a is None or (torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))
 
 
 def test_colorize_api_reference_reaches_its_shot_and_not_the_next(cut_clip, tiny_model_path, tmp_path):
