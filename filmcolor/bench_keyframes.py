@@ -4,7 +4,8 @@
 
 Each colour clip is made grey (ffmpeg), colorized with every setting (lossless FFV1, so the codec adds
 nothing) and scored against the colour original with :func:`filmcolor.video_metrics.evaluate_video`:
-CIEDE2000, PSNR, warp error, CDC. Prints per clip and the mean over clips, with the difference to
+CIEDE2000, PSNR, warp error, CDC. A setting ``N:MODE`` also sets the smoothing (``8:stream`` is the bench's
+fast mode), so a mode is compared with every-frame inference at the default smoothing. Prints per clip and the mean over clips, with the difference to
 ``all``, the share of frames the model ran on and the colorize time; ``--json PATH`` writes the rows.
 """
 
@@ -39,7 +40,9 @@ def run(clips: list[Path], settings: list[str], *, model: str = "default", engin
     with tempfile.TemporaryDirectory() as tmp:
         greys = [make_grey(c, Path(tmp) / f"{c.stem}.grey.mp4", max_frames) for c in clips]
         for setting in settings:
-            col = Colorizer(ColorizerOptions(model=model, engine=engine, smoothing=smoothing, keyframes=setting))
+            keyframes, _, own_smoothing = setting.partition(":")  # "8:stream": keyframes 8, causal smoothing
+            col = Colorizer(ColorizerOptions(model=model, engine=engine, smoothing=own_smoothing or smoothing,
+                                             keyframes=keyframes))
             for clip, grey in zip(clips, greys):
                 out = Path(tmp) / f"{clip.stem}.{setting}.mkv"
                 before, t0 = col.model_frames, time.perf_counter()
@@ -78,7 +81,9 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("clips", nargs="+", type=Path, help="colour clips")
-    ap.add_argument("--settings", default="all,auto,4,8", help="comma-separated --keyframes values; 'all' is the baseline")
+    ap.add_argument("--settings", default="all,auto,4,8",
+                    help="comma-separated --keyframes values, each optionally :SMOOTHING (8:stream, 8:off) to "
+                         "override --smoothing; 'all' (with --smoothing) is the baseline")
     ap.add_argument("--model", default="default")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--smoothing", default="window")

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..cpu import torch_threads
-from .flow import FlowEstimator, Warper, box3, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, scaled_size
+from .flow import (FlowEstimator, Warper, box3, compose, fb_confidence, flow_tensor, luma_confidence, luma_u8, resize,
+                   resize_flow, scaled_size)
 from .scenecut import DEFAULT_SCENE_THRESHOLD, SceneCutDetector
 
 if TYPE_CHECKING:
@@ -187,8 +187,8 @@ class TemporalSmoother:
             self._size = (h, w)
             self._new_shot = True
             self._detector.reset()
-        ab_w = _resize(ab[None], (hw, ww), "area")
-        L_w = _resize(L, (hw, ww), "area")
+        ab_w = resize(ab[None], (hw, ww), "area")
+        L_w = resize(L, (hw, ww), "area")
         u8 = luma_u8(L_w)
         if motion is None:
             cut = self._detector(u8)
@@ -202,7 +202,7 @@ class TemporalSmoother:
             self._new_shot = False
         fr = _Frame(seq=self._seq, shot=self._shot, dtype=dtype, ab=ab, ab_w=ab_w, L_w=L_w, u8=u8)
         if motion is not None and motion.flow is not None and not (cut or self._new_shot):
-            fr.given = (_resize_flow(motion.flow.back, (hw, ww)), _resize_flow(motion.flow.fwd, (hw, ww)))
+            fr.given = (resize_flow(motion.flow.back, (hw, ww)), resize_flow(motion.flow.fwd, (hw, ww)))
         self._seq += 1
         self._count += 1
         return fr
@@ -227,7 +227,7 @@ class TemporalSmoother:
         for _ in range(self.correction_blur):
             corr = box3(corr)
         if corr.shape[-2:] != fr.ab.shape[-2:]:
-            corr = _resize(corr, tuple(fr.ab.shape[-2:]), "bilinear")
+            corr = resize(corr, tuple(fr.ab.shape[-2:]), "bilinear")
         res = fr.ab + corr[0]
         return res.to(fr.dtype)
 
@@ -295,32 +295,3 @@ class TemporalSmoother:
         wgt = base * taper * conf * inside * luma_confidence(y[:, 2:3], fr.L_w, inside, self.luma_sigma)
         out_w = (fr.ab_w + (wgt * y[:, :2]).sum(0, keepdim=True)) / (1.0 + wgt.sum(0, keepdim=True))
         return self._finish(fr, out_w)
-
-
-def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Flow ``[1,2,h,w]`` in pixels -> the same motion at ``size`` (resampled, vectors scaled)."""
-    h, w = flow.shape[-2:]
-    if (h, w) == tuple(size):
-        return flow
-    out = _resize(flow.to(torch.float32).contiguous(), size, "area" if size[0] <= h else "bilinear")
-    return out * torch.tensor([size[1] / w, size[0] / h], device=out.device, dtype=out.dtype).view(1, 2, 1, 1)
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resize ``[1,C,h,w]`` ("area" to shrink, "bilinear" to enlarge, half-pixel centres).
-
-    On the CPU this goes through OpenCV: torch's pooling kernels split two small planes over threads and,
-    on a busy machine, wait milliseconds for them; cv2 does the same sums in tens of microseconds.
-    """
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    if x.device.type == "cpu" and x.dtype == torch.float32:
-        import cv2
-
-        interp = cv2.INTER_AREA if mode == "area" else cv2.INTER_LINEAR
-        planes = [cv2.resize(np.ascontiguousarray(x[0, c].numpy()), (size[1], size[0]), interpolation=interp)
-                  for c in range(x.shape[1])]
-        return torch.from_numpy(np.stack(planes))[None]
-    if mode == "area":
-        return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
