@@ -56,6 +56,15 @@ def _mean_a(path: Path) -> np.ndarray:
     return np.array([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1].astype(float).mean() - 128 for f in rgb])
 
 
+def _stream_for(tiny_model_path):
+    """A ChromaStream of the test model for the cut clip's size (what a guide's to_L must match)."""
+    from filmcolor.colorizer import Colorizer, ColorizerOptions
+    from filmcolor.video.formats import choose_matrix, parse_planar
+
+    col = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
+    return col.stream(W, H, parse_planar("yuv420p"), choose_matrix(None, H))
+
+
 def test_parse_time_forms():
     from filmcolor.errors import UsageError
     from filmcolor.guidance import parse_time
@@ -73,13 +82,10 @@ def test_parse_time_forms():
 def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_model_path):
     import av
 
-    from filmcolor.colorizer import Colorizer, ColorizerOptions
     from filmcolor.temporal.references import ClipGuidance, open_guide
-    from filmcolor.video.formats import choose_matrix, parse_planar
 
     clip, key = cut_clip
-    col = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
-    stream = col.stream(W, H, parse_planar("yuv420p"), choose_matrix(None, H))
+    stream = _stream_for(tiny_model_path)
     with av.open(str(clip)) as c:
         v = c.streams.video[0]
         guide = open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, v, (H, W), stream.render_hw,
@@ -100,13 +106,10 @@ def test_guide_stops_carrying_at_the_runs_end_and_changes_no_earlier_frame(cut_c
     """``last_pts`` (a segment's or --end's end) cuts the forward carry's decoding, never a frame's guidance."""
     import av
 
-    from filmcolor.colorizer import Colorizer, ColorizerOptions
     from filmcolor.temporal.references import ClipGuidance, open_guide
-    from filmcolor.video.formats import choose_matrix, parse_planar
 
     clip, key = cut_clip
-    col = Colorizer(ColorizerOptions(model=str(tiny_model_path), engine="torch", smoothing="off"))
-    stream = col.stream(W, H, parse_planar("yuv420p"), choose_matrix(None, H))
+    stream = _stream_for(tiny_model_path)
     with av.open(str(clip)) as c:
         v = c.streams.video[0]
         frames = [int(f.pts) for f in c.decode(v)]
