@@ -89,9 +89,14 @@ def accepts_guidance(model: nn.Module) -> bool:
     return getattr(model, "guide", None) is not None
 
 
+def graph_inputs(guided: bool) -> list[str]:
+    """Graph inputs: ``L``, plus ``hint_ab`` and ``mask`` for a guided graph."""
+    return [ONNX_INPUT, *ONNX_GUIDANCE] if guided else [ONNX_INPUT]
+
+
 def input_names(model: nn.Module) -> list[str]:
-    """Graph inputs of an export-ready model: ``L``, plus ``hint_ab`` and ``mask`` for a guided graph."""
-    return [ONNX_INPUT, *ONNX_GUIDANCE] if getattr(model, "guided", False) else [ONNX_INPUT]
+    """Graph inputs of an export-ready model (:func:`graph_inputs` of its ``guided`` flag)."""
+    return graph_inputs(bool(getattr(model, "guided", False)))
 
 
 def prepare_for_export(model: nn.Module, dtype: torch.dtype = torch.float32, *, guided: bool = False) -> nn.Module:
@@ -177,7 +182,7 @@ def export_key(model: nn.Module, config: ModelConfig, *, opset: int = DEFAULT_OP
     copy (0.3 s for the default model), which a cached export does not need."""
     payload = {
         "v": EXPORT_VERSION,
-        "inputs": [ONNX_INPUT, *ONNX_GUIDANCE] if guided else [ONNX_INPUT],
+        "inputs": graph_inputs(guided),
         "weights": weights_fingerprint(model),
         "code": _code_fingerprint(model),
         "architecture": config.architecture,

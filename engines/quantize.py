@@ -39,6 +39,11 @@ QUANT_VERSION = 1  # bump when the recipe below changes: invalidates cached int8
 CALIBRATION_CLIP = "calibration.mp4"
 
 
+def _clip_path(clip: str | os.PathLike | None) -> Path:
+    """``clip``, or the packaged calibration clip when None."""
+    return Path(clip) if clip else Path(str(resources.files("filmcolor.weights") / CALIBRATION_CLIP))
+
+
 def calibration_frames(clip: str | os.PathLike | None = None, limit: int = 16) -> list[np.ndarray]:
     """Lab L ``[1,1,H,W]`` float32 of up to ``limit`` frames of ``clip`` (default: the packaged one).
 
@@ -46,7 +51,7 @@ def calibration_frames(clip: str | os.PathLike | None = None, limit: int = 16) -
     """
     import av
 
-    path = Path(clip) if clip else Path(str(resources.files("filmcolor.weights") / CALIBRATION_CLIP))
+    path = _clip_path(clip)
     lut = luma_to_lab_l_lut(CodeRange(8, full=True)).numpy()   # code -> Lab L of that neutral grey
     frames = []
     with av.open(str(path)) as container:
@@ -84,14 +89,14 @@ def calibration_feeds(frames: Sequence[np.ndarray], guided: bool = False, seed: 
     return feeds
 
 
-def quant_key(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> str:
-    """Hex key over everything that changes the int8 graph, for calibration given as arrays."""
+def _feeds_digest(feeds: Sequence[Feed]) -> bytes:
+    """Digest of calibration given as arrays (names, shapes, values)."""
     h = hashlib.sha256()
     for feed in feeds:
         for name in sorted(feed):
             h.update(f"{name}{feed[name].shape}|".encode())
             h.update(np.ascontiguousarray(feed[name], dtype=np.float32).tobytes())
-    return _key(fp32_path, h.digest())
+    return h.digest()
 
 
 def _key(fp32_path: str | os.PathLike, calibration: bytes) -> str:
@@ -106,13 +111,13 @@ def _key(fp32_path: str | os.PathLike, calibration: bytes) -> str:
 
 
 def _int8_path(fp32_path: str | os.PathLike, calibration: bytes) -> Path:
+    """Where the int8 graph of ``fp32_path`` for this calibration digest is cached."""
     fp32_path = Path(fp32_path)
     return fp32_path.parent.parent / "onnx-int8" / f"{fp32_path.stem}-int8-{_key(fp32_path, calibration)[:20]}.onnx"
 
 
 def int8_path_for(fp32_path: str | os.PathLike, feeds: Sequence[Feed]) -> Path:
-    fp32_path = Path(fp32_path)
-    return fp32_path.parent.parent / "onnx-int8" / f"{fp32_path.stem}-int8-{quant_key(fp32_path, feeds)[:20]}.onnx"
+    return _int8_path(fp32_path, _feeds_digest(feeds))
 
 
 def _reader(feeds: Iterable[Feed]):
@@ -156,7 +161,7 @@ class Calibration:
     limit: int = 16
 
     def path(self) -> Path:
-        return Path(self.clip) if self.clip else Path(str(resources.files("filmcolor.weights") / CALIBRATION_CLIP))
+        return _clip_path(self.clip)
 
     def key(self) -> str:
         """Hex key of the frames this gives (the clip's bytes and ``limit``); FileNotFoundError if missing."""

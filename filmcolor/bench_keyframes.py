@@ -5,8 +5,9 @@
 Each colour clip is made grey (ffmpeg), colorized with every setting (lossless FFV1, so the codec adds
 nothing) and scored against the colour original with :func:`filmcolor.video_metrics.evaluate_video`:
 CIEDE2000, PSNR, warp error, CDC. A setting ``N:MODE`` also sets the smoothing (``8:stream`` is the bench's
-fast mode), so a mode is compared with every-frame inference at the default smoothing. Prints per clip and the mean over clips, with the difference to
-``all``, the share of frames the model ran on and the colorize time; ``--json PATH`` writes the rows.
+fast mode), so a mode is compared with every-frame inference at the default smoothing. Prints per clip and
+the mean over clips, with the difference to ``all``, the share of frames the model ran on and the colorize
+time; ``--json PATH`` writes the rows.
 """
 
 from __future__ import annotations

@@ -71,14 +71,12 @@ class KeyframePolicy:
     def describe(self) -> str:
         return "all" if self.every_frame else ("auto" if self.adaptive else str(self.interval))
 
-    def reason(self, motion: Motion, since_key: int, mean_conf: float | None, short_side: int) -> str | None:
+    def reason(self, motion: Motion, since_key: int, mean_conf: float, short_side: int) -> str | None:
         """Why this frame must be a keyframe (``shot``, ``interval``, ``motion``, ``confidence``), or None.
 
         ``since_key``: frames since the last keyframe, this one included; ``mean_conf``: the mean carried
-        confidence on this frame (None when nothing is carried).
+        confidence on this frame (with nothing carried the frame starts a shot: no need to ask).
         """
-        if mean_conf is None:
-            return "shot"
         return self.reason_before_carry(motion, since_key, short_side) or \
             ("confidence" if self.adaptive and mean_conf < self.min_confidence else None)
 

@@ -29,8 +29,12 @@ def box(x: torch.Tensor, r: int) -> torch.Tensor:
     return (c[..., k:, :] - c[..., :-k, :]) / (k * k)
 
 
-def fast_guided_upsample(src: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor, *, radius: int = 2,
-                         eps: float = 1e-3) -> torch.Tensor:
+GUIDED_RADIUS = 2     # the guided filter's box radius at render size
+GUIDED_EPS = 1e-3     # its regulariser: how flat the luma must be before colour stops following it
+
+
+def fast_guided_upsample(src: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor, *,
+                         radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> torch.Tensor:
     """Upsample ``src`` ``[N,C,h,w]`` to the size of ``guide_hi`` ``[N,1,H,W]``, edge-aware.
 
     The local linear model ``src ~ A * guide + B`` is fitted at low resolution against ``guide_lo``

@@ -6,7 +6,7 @@ kernels make a full pass over memory per operation, and the transfer curves' pow
 ``cvtColor`` (Lab -> sRGB, SIMD, its own tables for the curves), ``blur`` (box mean, replicated borders)
 and ``resize`` (bilinear, half-pixel centres) do the same steps in one pass each, on interleaved pixels.
 
-Agreement with the torch reference (``tests/test_chroma_cpu.py``): OpenCV's Lab -> sRGB differs from
+Agreement with the torch reference (``tests/video/test_chroma_cpu.py``): OpenCV's Lab -> sRGB differs from
 :func:`filmcolor.color.lab_to_rgb` (scikit-image's maths) by at most 6e-4 (a seventh of an 8-bit code) and
 clips out-of-gamut colours the same way; the guided upsampling agrees to float rounding.
 """
@@ -19,16 +19,16 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import YCbCrMatrix
+from ..color import YCbCrMatrix, rgb_to_cbcr
+from .chroma import GUIDED_EPS, GUIDED_RADIUS
 
 
 @lru_cache(maxsize=8)
 def cbcr_weights(matrix: YCbCrMatrix) -> np.ndarray:
-    """``[2, 3]`` float32: R'G'B' -> (Cb, Cr) as one matrix (the rows of :func:`~filmcolor.color.rgb_to_cbcr`)."""
-    kr, kg, kb = matrix.kr, matrix.kg, matrix.kb
-    cb = np.array([-kr, -kg, 1.0 - kb]) / (2.0 * (1.0 - kb))
-    cr = np.array([1.0 - kr, -kg, -kb]) / (2.0 * (1.0 - kr))
-    return np.stack((cb, cr)).astype(np.float32)
+    """``[2, 3]`` float32: R'G'B' -> (Cb, Cr) as one matrix, read off :func:`~filmcolor.color.rgb_to_cbcr`
+    applied to the three primaries (it is linear), so the two cannot disagree."""
+    primaries = torch.eye(3, dtype=torch.float64).reshape(3, 3, 1, 1)   # pure R, G, B as a batch of three
+    return rgb_to_cbcr(primaries, matrix)[:, :, 0, 0].T.numpy().astype(np.float32)
 
 
 def _blur(x: np.ndarray, r: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def _blur(x: np.ndarray, r: int) -> np.ndarray:
 
 
 def finish_chroma_cv2(L: np.ndarray, ab: np.ndarray, guide_lo: np.ndarray, guide_hi: np.ndarray,
-                      matrix: YCbCrMatrix, *, radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+                      matrix: YCbCrMatrix, *, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> np.ndarray:
     """One frame: L ``[h,w]``, a,b ``[2,h,w]`` (Lab units, render size), the source luma in [0, 1] at render
     size ``guide_lo`` ``[h,w]`` and at chroma-plane size ``guide_hi`` ``[H,W]`` -> (Cb, Cr) ``[2,H,W]``
     float32 in [-0.5, 0.5]. The maths of :func:`~filmcolor.inference.finish_chroma`."""
