@@ -1,6 +1,6 @@
 """int8 ONNX graphs for CPUs: ONNX Runtime static quantisation (QDQ), calibrated and cached.
 
-Weights are quantised per output channel (int8), activations per tensor (uint8) with ranges measured
+Weights are quantised per output channel (int8 holding 7-bit values: ``reduce_range``), activations per tensor (uint8) with ranges measured
 (min/max) on calibration frames: the packaged ``calibration.mp4``, 15 grey frames of Big Buck Bunny
 (CC-BY 3.0, Blender Foundation) at 448x256, or frames the caller passes. On 2 CPU cores the default
 model ran 1.4-1.5x faster than float32. Cartoon frames have narrower activation ranges than photos, so
@@ -8,6 +8,11 @@ colour comes out a little muted (300 val images: colourfulness 57% of the truth 
 CIEDE2000 0.980 vs 0.991 of the grey baseline); calibrating on the footage itself narrows that. The
 result differs from float32 by about one Lab unit, so it is an engine one asks for, not part of the
 automatic choice.
+
+Why 7-bit weights: on x86 CPUs without VNNI (AVX2 only, e.g. the AMD EPYC machines this project also
+runs on) ONNX Runtime's u8 x s8 kernels add pairs of products in 16 bits, which saturate with full 8-bit
+weights: there the default model's int8 output was 0.68 Lab units from float32 on average (0.096 on
+AVX-512 machines), failing the conformance suite. ONNX Runtime documents ``reduce_range`` for this case.
 
 A model with guidance inputs has a second graph (L, hint a,b, mask); its int8 version is calibrated on
 the same frames, each fed once without guidance and once with synthetic hints (random patches of
@@ -35,7 +40,7 @@ from filmcolor.fs import FileLock, atomic_write
 
 from .export import ONNX_GUIDANCE, ONNX_INPUT
 
-QUANT_VERSION = 1  # bump when the recipe below changes: invalidates cached int8 graphs
+QUANT_VERSION = 2  # bump when the recipe below changes: invalidates cached int8 graphs
 CALIBRATION_CLIP = "calibration.mp4"
 
 
@@ -145,7 +150,7 @@ def quantize_int8(fp32_path: str | os.PathLike, dst: str | os.PathLike, feeds: S
             # folds constants and infers shapes so every Conv gets a quantisation node
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(tmp), _reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
     return atomic_write(dst, write)
 

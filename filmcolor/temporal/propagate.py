@@ -10,6 +10,9 @@ A step from a source frame s to a target frame t (neighbours in time, either dir
     ab_t(x)   = ab_s(x + B(x))                                       backward warping, B: t -> s
     conf_t(x) = min(conf_s(x + B(x)), fb(x) * luma(x)) * inside(x) * decay
 
+(with a ``floor``, ``fb * luma`` and ``inside`` each become ``floor + (1 - floor) * ...``: references;
+a pixel whose flow leaves the frame and fails the checks keeps ``floor^2``).
+
 ``fb`` is the forward/backward consistency of B with F (s -> t) sampled along B (low where content is
 occluded or uncovered: the two flows do not cancel), ``luma`` the agreement of the warped source
 luminance with the target's (low where the flow is wrong), ``inside`` zero where B leaves the frame and
@@ -79,13 +82,17 @@ def flow_pair_u8(u_source: np.ndarray, u_target: np.ndarray, estimator: FlowEsti
 @torch.no_grad()
 def propagate(L_prev: torch.Tensor, L_t: torch.Tensor, ab_prev: torch.Tensor, conf_prev: torch.Tensor,
               flow: FlowPair | None = None, *, decay: float = DEFAULT_DECAY, luma_sigma: float = DEFAULT_LUMA_SIGMA,
-              warper: Warper | None = None, estimator: FlowEstimator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              warper: Warper | None = None, estimator: FlowEstimator | None = None,
+              floor: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry ``ab_prev`` from the frame ``L_prev`` onto the neighbouring frame ``L_t`` (one step, see the module).
 
     Shapes at render size: ``L_prev``, ``L_t`` ``[N,1,h,w]`` (Lab L, 0..100), ``ab_prev`` ``[N,2,h,w]``
     (Lab a,b), ``conf_prev`` ``[N,1,h,w]`` in 0..1, all on one device. ``flow``: the :class:`FlowPair`
     with ``L_t`` as target and ``L_prev`` as source, when the caller has it already (the pipeline computes
     one per frame, shared with the smoother); else DIS computes it here.
+
+    ``floor`` in 0..1: the share of confidence a failed check (or a flow leaving the frame) leaves; 0
+    (keyframes) drops such pixels, references keep some (:mod:`~.references`).
 
     Returns (``ab_carried`` ``[N,2,h,w]``, ``confidence`` ``[N,1,h,w]`` in 0..1), float32.
     """
@@ -96,6 +103,9 @@ def propagate(L_prev: torch.Tensor, L_t: torch.Tensor, ab_prev: torch.Tensor, co
     y, inside = warp(src, flow.back.to(torch.float32))
     ab, conf_s, L_s, fwd_s = y[:, 0:2], y[:, 2:3], y[:, 3:4], y[:, 4:6]
     step = fb_confidence(flow.back, fwd_s) * luma_confidence(L_s, L_t.float(), inside, luma_sigma)
+    if floor > 0.0:
+        step = step.mul_(1.0 - floor).add_(floor)
+        inside = inside * (1.0 - floor) + floor
     conf = torch.minimum(conf_s, step) * inside   # the weakest link of the chain, not the product of every step
     return ab, conf.mul_(decay).clamp_(0.0, 1.0)
 
@@ -112,14 +122,18 @@ class Propagator:
     """
 
     def __init__(self, *, direction: str = "forward", decay: float = DEFAULT_DECAY,
-                 luma_sigma: float = DEFAULT_LUMA_SIGMA, estimator: FlowEstimator | None = None) -> None:
+                 luma_sigma: float = DEFAULT_LUMA_SIGMA, estimator: FlowEstimator | None = None,
+                 floor: float = 0.0) -> None:
         if direction not in ("forward", "backward"):
             raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {decay}")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
         self.direction = direction
         self.decay = float(decay)
         self.luma_sigma = float(luma_sigma)
+        self.floor = float(floor)
         self._estimator = estimator or FlowEstimator()
         self._warper = Warper()
         self._L: torch.Tensor | None = None
@@ -165,7 +179,7 @@ class Propagator:
         if flow is not None and self.direction == "backward":
             flow = flow.swapped()
         ab, conf = propagate(self._L, L, self._ab, self._conf, flow, decay=self.decay, luma_sigma=self.luma_sigma,
-                             warper=self._warper, estimator=self._estimator)
+                             warper=self._warper, estimator=self._estimator, floor=self.floor)
         self._L, self._ab, self._conf = L.float(), ab, conf
         self.steps += 1
         return ab, conf

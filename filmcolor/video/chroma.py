@@ -1,8 +1,8 @@
 """From model a,b at render size to the output's chroma planes, guided by the source's luma.
 
 The model's (L, a, b) becomes R'G'B' and then (Cb, Cr) with the output's matrix, at render size;
-a fast guided filter (He & Sun 2015) brings it to chroma-plane resolution with edges taken from the
-luma, so colour does not bleed across them. Tensor code: runs on the engine's device.
+a guided filter's local slope (He & Sun 2015) brings it to chroma-plane resolution with the luma's
+finer detail added (:func:`fast_guided_upsample`). Tensor code: runs on the engine's device.
 """
 
 from __future__ import annotations
@@ -35,21 +35,29 @@ GUIDED_EPS = 1e-3     # its regulariser: how flat the luma must be before colour
 
 def fast_guided_upsample(src: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor, *,
                          radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> torch.Tensor:
-    """Upsample ``src`` ``[N,C,h,w]`` to the size of ``guide_hi`` ``[N,1,H,W]``, edge-aware.
+    """Upsample ``src`` ``[N,C,h,w]`` to the size of ``guide_hi`` ``[N,1,H,W]``, edge-aware, keeping its detail.
 
-    The local linear model ``src ~ A * guide + B`` is fitted at low resolution against ``guide_lo``
-    ``[N,1,h,w]``; A and B are upsampled bilinearly and applied to the full-resolution guide.
+    The local linear model ``src ~ A * guide + B`` (a guided filter, He & Sun 2015) is fitted at low
+    resolution against ``guide_lo`` ``[N,1,h,w]``; its slope A, upsampled bilinearly, adds the
+    full-resolution guide's finer detail to the bilinearly upsampled ``src``:
+
+        out = up(src) + up(A) * guide_hi - up(A * guide_lo)
+
+    (the guided filter's output plus the upsampled residual ``src - (A * guide_lo + B)``). At equal sizes
+    this returns ``src`` itself. The plain fast guided filter, ``up(A) * guide_hi + up(B)``, smooths ``src``
+    over its boxes: on exact chroma at render size (a reference frame, 256 px short side) it lost 5-6 dB
+    PSNR against bilinear upsampling (pillow's first frame 31.4 against 37.8 dB); this form loses 0.4-0.8
+    dB there and scores the same on the automatic model's val figures (150 images: CIEDE2000 9.854
+    against 9.838).
     """
     mean_i = box(guide_lo, radius)
-    mean_p = box(src, radius)
-    cov_ip = box(guide_lo * src, radius) - mean_i * mean_p
+    cov_ip = box(guide_lo * src, radius) - mean_i * box(src, radius)
     var_i = box(guide_lo * guide_lo, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
+    a = box(cov_ip / (var_i + eps), radius)
     size = guide_hi.shape[-2:]
-    a = F.interpolate(box(a, radius), size=size, mode="bilinear", align_corners=False)
-    b = F.interpolate(box(b, radius), size=size, mode="bilinear", align_corners=False)
-    return a * guide_hi + b
+    residual = src - a * guide_lo
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    return a * guide_hi + F.interpolate(residual, size=size, mode="bilinear", align_corners=False)
 
 
 def lab_to_chroma(L: torch.Tensor, ab: torch.Tensor, matrix: YCbCrMatrix) -> torch.Tensor:

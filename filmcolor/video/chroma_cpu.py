@@ -57,11 +57,11 @@ def finish_chroma_cv2(L: np.ndarray, ab: np.ndarray, guide_lo: np.ndarray, guide
     gh = np.asarray(guide_hi, dtype=np.float32)
     out = np.empty((2, H, W), np.float32)
     for c, p in enumerate((cb, cr)):
-        mean_p = _blur(p, radius)
-        a = (_blur(p * g, radius) - mean_p * mean_i) * inv_var
-        b = mean_p - a * mean_i
-        a = cv2.resize(_blur(a, radius), (W, H), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(_blur(b, radius), (W, H), interpolation=cv2.INTER_LINEAR)
+        a = (_blur(p * g, radius) - _blur(p, radius) * mean_i) * inv_var
+        a = _blur(a, radius)
+        b = p - a * g            # the residual at render size: up(p) + up(A) * I_hi - up(A * I_lo), see chroma.py
+        a = cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(b, (W, H), interpolation=cv2.INTER_LINEAR)
         np.multiply(a, gh, out=out[c])
         out[c] += b
     return out

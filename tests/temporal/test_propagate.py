@@ -203,3 +203,19 @@ def test_smoother_uses_the_given_motion(device: torch.device) -> None:
     sm2.push(L[0], noisy[0], m)
     first = sm2.push(L[1], noisy[1], cut)[0]
     assert torch.equal(first, noisy[1]) and sm2.cuts == [1]
+
+
+def test_floor_keeps_a_share_of_confidence_where_checks_fail(device: torch.device) -> None:
+    """References (``floor``): content entering the frame (outside, and its checks fail) keeps
+    ``floor^2 x decay`` instead of nothing, and where the checks pass the confidence is as without a floor."""
+    L0, L1, ab0, _ = to(device, *pan(4, 0))
+    flow = estimate_flow(L0, L1)
+    _, plain = propagate(L0, L1, ab0, torch.ones_like(L0), flow)
+    _, floored = propagate(L0, L1, ab0, torch.ones_like(L0), flow, floor=0.3)
+    edge = (..., slice(None), slice(-3, None))
+    assert float(floored[edge].min()) >= 0.09 * DEFAULT_DECAY - 1e-5 > float(plain[edge].max())
+    assert float(floored.max()) <= DEFAULT_DECAY + 1e-6
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert float((floored[inner] - plain[inner]).min()) >= -1e-6   # never lower than without a floor
+    with pytest.raises(ValueError, match="floor"):
+        Propagator(floor=1.0)
