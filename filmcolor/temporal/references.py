@@ -22,15 +22,16 @@ there.
 
 A reference's carried colour is better than the automatic model's almost everywhere it reaches, even
 where a check fails (measured on the first-frame protocol: carrying the colour clip's first frame along
-DIS flow alone, at render size, beat the automatic model by 5-17 dB on the sample clips). So a failed
+DIS flow alone, at render size, beat the automatic model by 4-17 dB on the sample clips). So a failed
 forward/backward or luma check, or a pixel whose flow leaves the frame, keeps ``REFERENCE_FLOOR`` of the
 confidence instead of none (``propagate(..., floor=)``); the per-step decay still lowers it with distance,
 and the confidence still ranks pixels for the guided model. The pre-pass runs DIS's medium preset
 (``REFERENCE_FLOW``), the stream the ultrafast one. First-frame reference, 60 frames, model v5
 (``filmcolor evaluate GREY --reference COLOUR --exemplar first --limit 60``), mean PSNR of pedestrians,
 pillow and paragliding: 29.1 dB with no floor and ultrafast flow (pillow's carry stopped after 30 frames:
-its mean confidence fell under ``MIN_CONFIDENCE``), 29.7 with the floor, 30.6 with the medium preset too,
-at about 1.3x the pre-pass time.
+its mean confidence fell under ``MIN_CONFIDENCE``), 29.7 with the floor, 30.6 with the medium preset too.
+The medium preset costs time: a reference run took 1.77-2.11x the automatic run's time per frame against
+1.13-1.47x with ultrafast (single runs each, 2 CPU cores).
 
 Keys are addressed by presentation time from the clip's first frame, so every segment of a
 ``--segments`` run computes the same guidance for the same frame: resume stays exact.

@@ -59,11 +59,10 @@ def finish_chroma_cv2(L: np.ndarray, ab: np.ndarray, guide_lo: np.ndarray, guide
     for c, p in enumerate((cb, cr)):
         a = (_blur(p * g, radius) - _blur(p, radius) * mean_i) * inv_var
         a = _blur(a, radius)
-        b = p - a * g            # the residual at render size: up(p) + up(A) * I_hi - up(A * I_lo), see chroma.py
+        residual = p - a * g     # up(p) + up(A) * I_hi - up(A * I_lo), see fast_guided_upsample
         a = cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(b, (W, H), interpolation=cv2.INTER_LINEAR)
         np.multiply(a, gh, out=out[c])
-        out[c] += b
+        out[c] += cv2.resize(residual, (W, H), interpolation=cv2.INTER_LINEAR)
     return out
 
 
