@@ -154,11 +154,12 @@ def train(
     resume_from: Optional[Path] = typer.Option(None, metavar="STEM", help="Continue from a compact checkpoint (weights, step, clock; e.g. one committed by an earlier machine)."),
     compact: Optional[Path] = typer.Option(None, metavar="STEM", help="At the end, also write a compact resumable checkpoint (bf16 weights, no optimizer state) here."),
     degrade: float = typer.Option(0.5, min=0.0, max=1.0, metavar="X", help="Share of samples whose input gets archival degradations (grain, blur, fading, dust, ...)."),
-    bf16: bool = typer.Option(True, "--bf16/--fp32", metavar="", help="CPU: bfloat16 autocast (1.6x faster on AVX-512 bf16 CPUs); CUDA always uses fp16 autocast."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", metavar="", show_default="bf16 where the CPU has bf16 instructions", help="CPU: bfloat16 autocast (1.65x faster on AVX-512 BF16 CPUs, 8x slower on AVX2-only ones); CUDA always uses fp16 autocast."),
     val_limit: int = typer.Option(60, min=1, metavar="N", help="Validation images per check."),
     rebalance: float = typer.Option(0.0, min=0.0, max=1.0, metavar="X", help="Weight rare (saturated) colours up in the L1 loss: 0 plain, 1 fully rebalanced (Zhang et al. 2016)."),
     balance_weight: float = typer.Option(0.0, min=0.0, metavar="X", help="Weight of a per-picture mean a,b term against colour casts."),
     warmup: int = typer.Option(100, min=0, metavar="N", help="Learning-rate warm-up steps at the start of this run (also after a resume)."),
+    ema: float = typer.Option(0.0, min=0.0, max=0.99999, metavar="DECAY", help="Validate and export a moving average of G's weights with this decay (e.g. 0.999; 0 = off)."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
     from .train import TrainConfig, Trainer
@@ -175,7 +176,7 @@ def train(
                       init_from=str(init_from) if init_from else None, val_every=val_every,
                       init_weights=init_weights, resume_from=str(resume_from) if resume_from else None,
                       degrade=degrade, bf16=bf16, val_limit=val_limit, rebalance=rebalance,
-                      balance_weight=balance_weight, warmup=warmup)
+                      balance_weight=balance_weight, warmup=warmup, ema=ema)
     err = _console()
     trainer = Trainer(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
     res = trainer.run()

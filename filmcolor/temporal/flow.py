@@ -55,8 +55,11 @@ class FlowEstimator:
 
 
 def flow_tensor(flow: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``[h, w, 2]`` numpy flow -> ``[1, 2, h, w]`` float32 tensor on ``device``."""
-    return torch.from_numpy(flow).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
+    """``[h, w, 2]`` numpy flow -> ``[1, 2, h, w]`` contiguous float32 tensor on ``device``.
+
+    Contiguous, not the permuted view of the numpy array: every later op on a channels-last view ran 2-8x
+    slower on a CPU (the mean flow length took 2.3 ms instead of 0.3 at render size)."""
+    return torch.from_numpy(flow).permute(2, 0, 1).unsqueeze(0).contiguous().to(device=device, dtype=torch.float32)
 
 
 class Warper:
@@ -171,7 +174,7 @@ def scaled_size(h: int, w: int, scale: float, min_side: int = 64) -> tuple[int, 
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Flow ``[1,2,h,w]`` in pixels -> the same motion at ``size`` (resampled, vectors scaled)."""
+    """Flow ``[N,2,h,w]`` in pixels -> the same motion at ``size`` (resampled, vectors scaled)."""
     h, w = flow.shape[-2:]
     if (h, w) == tuple(size):
         return flow
@@ -180,7 +183,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resize ``[1,C,h,w]`` ("area" to shrink, "bilinear" to enlarge, half-pixel centres).
+    """Resize ``[N,C,h,w]`` ("area" to shrink, "bilinear" to enlarge, half-pixel centres).
 
     On the CPU this goes through OpenCV: torch's pooling kernels split two small planes over threads and,
     on a busy machine, wait milliseconds for them; cv2 does the same sums in tens of microseconds.
@@ -191,9 +194,10 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
         import cv2
 
         interp = cv2.INTER_AREA if mode == "area" else cv2.INTER_LINEAR
-        planes = [cv2.resize(np.ascontiguousarray(x[0, c].numpy()), (size[1], size[0]), interpolation=interp)
-                  for c in range(x.shape[1])]
-        return torch.from_numpy(np.stack(planes))[None]
+        n, c = x.shape[:2]
+        src = x.reshape(n * c, *x.shape[-2:])
+        planes = [cv2.resize(np.ascontiguousarray(p.numpy()), (size[1], size[0]), interpolation=interp) for p in src]
+        return torch.from_numpy(np.stack(planes)).reshape(n, c, *size)
     if mode == "area":
         return F.interpolate(x, size=size, mode="area")
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

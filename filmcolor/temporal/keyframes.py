@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..inference import confident_share, keep_guidance, predict_ab
 from .motion import Motion
@@ -71,23 +70,23 @@ class KeyframePolicy:
     def describe(self) -> str:
         return "all" if self.every_frame else ("auto" if self.adaptive else str(self.interval))
 
-    def reason(self, motion: Motion, since_key: int, mean_conf: float, short_side: int) -> str | None:
+    def reason(self, motion: Motion, since_key: int, mean_conf: float) -> str | None:
         """Why this frame must be a keyframe (``shot``, ``interval``, ``motion``, ``confidence``), or None.
 
         ``since_key``: frames since the last keyframe, this one included; ``mean_conf``: the mean carried
         confidence on this frame (with nothing carried the frame starts a shot: no need to ask).
         """
-        return self.reason_before_carry(motion, since_key, short_side) or \
+        return self.reason_before_carry(motion, since_key) or \
             ("confidence" if self.adaptive and mean_conf < self.min_confidence else None)
 
-    def reason_before_carry(self, motion: Motion, since_key: int, short_side: int) -> str | None:
+    def reason_before_carry(self, motion: Motion, since_key: int) -> str | None:
         """The reasons known before any colour is carried onto the frame (``shot``, ``interval``,
         ``motion``): when one holds, carrying would be wasted work."""
         if motion.new_shot:
             return "shot"
         if since_key >= self.interval:
             return "interval"
-        if self.adaptive and motion.magnitude > self.max_motion * short_side:
+        if self.adaptive and motion.relative_magnitude > self.max_motion:
             return "motion"
         return None
 
@@ -111,6 +110,8 @@ class KeyframeInference:
         self._prop = Propagator(decay=decay)
         self._since_key = 0
         self._guided = False   # the previous frame had guidance
+        self.last_was_key = False
+        self.span = 0          # keyframes so far: which keyframe the last frame's colour comes from
         self.stats: Counter[str] = Counter()
 
     def reset(self) -> None:
@@ -118,6 +119,10 @@ class KeyframeInference:
         self._prop.reset()
         self._since_key = 0
         self._guided = False
+
+    def settle(self, ab: torch.Tensor) -> None:
+        """The frame just returned came out of the temporal stage as ``ab`` ``[1,2,h,w]``: carry that on."""
+        self._prop.update(ab)
 
     @torch.no_grad()
     def __call__(self, L: torch.Tensor, motion: Motion, guidance: Any = None) -> torch.Tensor:
@@ -130,11 +135,10 @@ class KeyframeInference:
         L = L.reshape(1, 1, *L.shape[-2:])
         self._since_key += 1
         carried = conf = None
-        short = min(L.shape[-2:])
-        why = "shot" if not self._prop.active else self.policy.reason_before_carry(motion, self._since_key, short)
+        why = "shot" if not self._prop.active else self.policy.reason_before_carry(motion, self._since_key)
         if why is None:  # carry only when the frame may not need the model
             carried, conf = self._prop.step(L, motion.flow)
-            why = self.policy.reason(motion, self._since_key, float(conf.mean()), short)
+            why = self.policy.reason(motion, self._since_key, float(conf.mean()))
         guidance_starts = guidance is not None and not self._guided
         self._guided = guidance is not None
         if guidance_starts and confident_share(guidance) < GUIDANCE_COVERS:
@@ -146,7 +150,10 @@ class KeyframeInference:
             self._since_key = 0
             self.stats["keyframes"] += 1
             self.stats[f"key_{why}"] += 1
+            self.last_was_key = True
+            self.span += 1
             return ab
+        self.last_was_key = False
         if self.fill:
             carried = fill_low_confidence(carried, conf)
         if guidance is not None:
@@ -169,11 +176,12 @@ def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[floa
     this keeps it at a fraction of a millisecond. ``ab`` ``[N,2,h,w]``, ``conf`` ``[N,1,h,w]`` in 0..1.
     """
     from ..video.chroma import box
+    from .flow import resize
 
     h, w = ab.shape[-2:]
     size = (max(1, h // coarse), max(1, w // coarse))
-    num = F.adaptive_avg_pool2d(ab * conf, size)
-    den = F.adaptive_avg_pool2d(conf, size)
+    num = resize((ab * conf).contiguous(), size, "area")   # OpenCV on a CPU: 0.3 ms for torch's pooling here
+    den = resize(conf.contiguous(), size, "area")
     short = min(size)
     fill = (num.sum((-1, -2), keepdim=True) / den.sum((-1, -2), keepdim=True).clamp(min=1e-6)).expand_as(num)
     for s in reversed(scales):  # coarse first, finer estimates override where they have support
@@ -182,7 +190,7 @@ def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[floa
         est = box(num, r) / wgt.clamp(min=1e-6)
         trust = (wgt / 0.25).clamp(max=1.0)  # a quarter of the window confident: the estimate holds
         fill = fill + trust * (est - fill)
-    fill = F.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
+    fill = resize(fill.contiguous(), (h, w), "bilinear")
     return ab + (1.0 - conf / below).clamp_(0.0, 1.0) * (fill - ab)
 
 
@@ -191,17 +199,19 @@ class KeyframePredictor:
     ``flush``, ``reset``, ``latency``) with keyframe inference in place of the engine on every frame.
 
     Per frame, on the engine's device: one :class:`~.motion.MotionTracker` step (scene cut + DIS flow at
-    render size), :class:`KeyframeInference` (the engine on keyframes, carried a,b otherwise), then the
-    temporal stage, which gets the same motion, so the flow is computed once per frame.
+    half render size), :class:`KeyframeInference` (the engine on keyframes, carried a,b otherwise), then the
+    temporal stage, which gets the same motion, so the flow is computed once per frame. With streaming
+    smoothing a keyframe's smoothed output is what is carried on, and carried frames skip the smoother
+    (:meth:`TemporalSmoother.push_carried`): they agree with the smoothed past by construction.
     """
 
     def __init__(self, predictor: Any, policy: KeyframePolicy, temporal: Any = None, *,
                  decay: float = DEFAULT_DECAY) -> None:
-        from .motion import MotionTracker
+        from .motion import FLOW_SCALE, MotionTracker
 
         self.p, self.temporal = predictor, temporal
         self.batch = 1   # the engine runs on the frames the policy picks, one at a time
-        self.tracker = MotionTracker()
+        self.tracker = MotionTracker(scale=FLOW_SCALE)
         self.inference = KeyframeInference(policy, self._model, decay=decay)
         from .smoother import TemporalSmoother
 
@@ -226,9 +236,16 @@ class KeyframePredictor:
             ab = self.inference(L, motion, guidance)
             if self.temporal is None:
                 return [ab[0]]
-            if self._motion_aware:
-                return self.temporal.push(L[0], ab[0], motion)
-            return self.temporal.push(L[0], ab[0])
+            if not self._motion_aware:
+                return self.temporal.push(L[0], ab[0])
+            if self.temporal.window > 0:
+                return self.temporal.push(L[0], ab[0], motion, span=self.inference.span)
+            # streaming: keyframes are smoothed and their output carried on; carried frames pass through
+            if not self.inference.last_was_key:
+                return self.temporal.push_carried(L[0], ab[0], motion)
+            out = self.temporal.push(L[0], ab[0], motion)
+            self.inference.settle(out[0][None])
+            return out
 
     def flush(self) -> list[torch.Tensor]:
         with torch.inference_mode():

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .flow import FlowEstimator, Warper, fb_confidence, flow_tensor, luma_confidence, luma_u8
+from .flow import FlowEstimator, Warper, fb_confidence, flow_tensor, luma_confidence, luma_u8, resize, resize_flow
 
 DEFAULT_DECAY = 0.97        # per step: after 23 frames at most half the confidence is left
 DEFAULT_LUMA_SIGMA = 5.0    # Lab L units, as the smoother's luminance check
@@ -89,7 +89,9 @@ def propagate(L_prev: torch.Tensor, L_t: torch.Tensor, ab_prev: torch.Tensor, co
     Shapes at render size: ``L_prev``, ``L_t`` ``[N,1,h,w]`` (Lab L, 0..100), ``ab_prev`` ``[N,2,h,w]``
     (Lab a,b), ``conf_prev`` ``[N,1,h,w]`` in 0..1, all on one device. ``flow``: the :class:`FlowPair`
     with ``L_t`` as target and ``L_prev`` as source, when the caller has it already (the pipeline computes
-    one per frame, shared with the smoother); else DIS computes it here.
+    one per frame at half render size, shared with the smoother); else DIS computes it here. A flow
+    smaller than the frames is checked at its own size (consistency and luminance on L shrunk to it, the
+    resulting confidence enlarged) and enlarged to carry the colour and the confidence at full size.
 
     ``floor`` in 0..1: the share of confidence a failed check (or a flow leaving the frame) leaves; 0
     (keyframes) drops such pixels, references keep some (:mod:`~.references`).
@@ -99,10 +101,20 @@ def propagate(L_prev: torch.Tensor, L_t: torch.Tensor, ab_prev: torch.Tensor, co
     if flow is None:
         flow = estimate_flow(L_prev, L_t, estimator)
     warp = warper or Warper()
-    src = torch.cat((ab_prev.float(), conf_prev.float(), L_prev.float(), flow.fwd.to(torch.float32)), 1)
-    y, inside = warp(src, flow.back.to(torch.float32))
-    ab, conf_s, L_s, fwd_s = y[:, 0:2], y[:, 2:3], y[:, 3:4], y[:, 4:6]
-    step = fb_confidence(flow.back, fwd_s) * luma_confidence(L_s, L_t.float(), inside, luma_sigma)
+    back, fwd = flow.back.to(torch.float32), flow.fwd.to(torch.float32)
+    size = tuple(ab_prev.shape[-2:])
+    if flow.size == size:
+        src = torch.cat((ab_prev.float(), conf_prev.float(), L_prev.float(), fwd), 1)
+        y, inside = warp(src, back)
+        ab, conf_s, L_s, fwd_s = y[:, 0:2], y[:, 2:3], y[:, 3:4], y[:, 4:6]
+        step = fb_confidence(back, fwd_s) * luma_confidence(L_s, L_t.float(), inside, luma_sigma)
+    else:
+        y, inside = warp(torch.cat((ab_prev.float(), conf_prev.float()), 1), resize_flow(back, size))
+        ab, conf_s = y[:, 0:2], y[:, 2:3]
+        L_prev_s, L_t_s = (resize(x.float().contiguous(), flow.size, "area") for x in (L_prev, L_t))
+        z, inside_s = warp(torch.cat((L_prev_s, fwd), 1), back)
+        step = fb_confidence(back, z[:, 1:3]) * luma_confidence(z[:, 0:1], L_t_s, inside_s, luma_sigma)
+        step = resize(step.contiguous(), size, "bilinear")
     if floor > 0.0:
         step = step.mul_(1.0 - floor).add_(floor)
         inside = inside * (1.0 - floor) + floor

@@ -44,13 +44,14 @@ class _Frame:
     ab: torch.Tensor               # [2, h, w] float32 on the device
     ab_w: torch.Tensor             # [1, 2, hw, ww] at working size
     L_w: torch.Tensor              # [1, 1, hw, ww]
-    u8: np.ndarray                 # [hw, ww] uint8 luma for the flow
+    u8: np.ndarray | None          # [hw, ww] uint8 luma for the flow (None: the caller gives the motion)
     flow_b: torch.Tensor | None = None   # this -> previous frame of the same shot, [1, 2, hw, ww] px
     conf_b: torch.Tensor | None = None
     flow_f: torch.Tensor | None = None   # this -> next frame of the same shot
     conf_f: torch.Tensor | None = None
     out_w: torch.Tensor | None = None    # streaming: the smoothed a,b at working size (the recursion state)
     given: tuple[torch.Tensor, torch.Tensor] | None = None  # caller's flows this -> previous, previous -> this
+    span: int | None = None              # keyframe inference: the keyframe this frame's colour was carried from
 
 
 class TemporalSmoother:
@@ -120,17 +121,36 @@ class TemporalSmoother:
         self.cuts = []
 
     @torch.no_grad()
-    def push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> list[torch.Tensor]:
+    def push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None,
+             span: int | None = None) -> list[torch.Tensor]:
         """Add one frame; returns the frames ready now (see the class docstring).
 
         ``motion``: the frame's :class:`~filmcolor.temporal.motion.Motion` when the caller tracks it
         already (keyframe inference does): its scene-cut decision and flow to the previous frame (any
         size; resized to the working size here) replace the smoother's own, so the flow is computed once
         per frame. Give it for every frame or for none.
+
+        ``span`` (windowed mode, keyframe inference): which keyframe the frame's colour was carried from.
+        A frame whose whole window carries one keyframe's colour along the same flow comes out as it is:
+        blending such frames only re-warps one colour (interpolation blur, no flicker to remove).
         """
         self._on_cpu = (self.device or ab.device).type == "cpu"
         with self._threads():
-            return self._push(L, ab, motion)
+            return self._push(L, ab, motion, span)
+
+    @torch.no_grad()
+    def push_carried(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion") -> list[torch.Tensor]:
+        """Streaming mode: a frame whose a,b were carried along the flow from the previous *output*
+        (keyframe inference feeds the smoothed keyframe back to its propagator). It agrees with its past
+        already, so it comes out as given and becomes the recursion's state: the next keyframe is blended
+        towards it as usual. Saves the warp, the checks and the finish on every carried frame."""
+        if self.window != 0:
+            raise RuntimeError("push_carried is for streaming mode (window=0): windowed output is delayed")
+        self._on_cpu = (self.device or ab.device).type == "cpu"
+        with self._threads():
+            fr = self._ingest(L, ab, motion)
+            self._prev, fr.out_w = fr, fr.ab_w
+            return [fr.ab.to(fr.dtype)]
 
     @torch.no_grad()
     def flush(self) -> list[torch.Tensor]:
@@ -142,8 +162,10 @@ class TemporalSmoother:
         """``cpu_threads`` torch threads while smoothing on the CPU (unchanged elsewhere), then restored."""
         return torch_threads(self.cpu_threads if self._on_cpu else None)
 
-    def _push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None) -> list[torch.Tensor]:
+    def _push(self, L: torch.Tensor, ab: torch.Tensor, motion: "Motion | None" = None,
+              span: int | None = None) -> list[torch.Tensor]:
         fr = self._ingest(L, ab, motion)
+        fr.span = span
         if self.window == 0:
             return [self._stream(fr)]
         if self._buf and self._buf[-1].shot == fr.shot:
@@ -189,7 +211,7 @@ class TemporalSmoother:
             self._detector.reset()
         ab_w = resize(ab[None], (hw, ww), "area")
         L_w = resize(L, (hw, ww), "area")
-        u8 = luma_u8(L_w)
+        u8 = luma_u8(L_w) if motion is None else None
         if motion is None:
             cut = self._detector(u8)
         else:
@@ -258,10 +280,19 @@ class TemporalSmoother:
             self._buf.popleft()
         return out
 
+    def _one_span(self, p: int) -> bool:
+        """True when every frame of the shot within ``window`` of buffer position ``p`` carries the colour of
+        the same keyframe (see ``push``'s ``span``)."""
+        buf, fr = self._buf, self._buf[p]
+        if fr.span is None:
+            return False
+        near = range(max(0, p - self.window), min(len(buf), p + self.window + 1))
+        return all(buf[q].span == fr.span for q in near if buf[q].shot == fr.shot)
+
     def _window_frame(self, p: int) -> torch.Tensor:
         buf, k, fr = self._buf, self.window, self._buf[p]
         base = min(self.strength, 0.95) / (1.0 - min(self.strength, 0.95))
-        if base == 0.0:
+        if base == 0.0 or self._one_span(p):
             return fr.ab.to(fr.dtype)
         # chains: [direction, buffer position of the neighbour, flow fr -> neighbour, confidence]
         chains = []

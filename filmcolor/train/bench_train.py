@@ -1,7 +1,9 @@
 """Training throughput (images/s) of configurations timed side by side, step by step (interleaved).
 
 ``python -m filmcolor.train.bench_train IMAGES --size 160 --steps 6`` prints one row per configuration:
-on a noisy 2-core machine only ratios measured in the same run hold.
+on a noisy 2-core machine only ratios measured in the same run hold. On an AVX2-only AMD EPYC (2 cores):
+fp32 1.00, fp32 channels-last 1.14, bf16 channels-last 0.12, bf16 0.13 (bf16 is emulated there; the
+trainer's default, ``bf16=None``, turns it on only where the CPU has bf16 instructions).
 """
 
 from __future__ import annotations

@@ -45,6 +45,14 @@ def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optim
     _atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(payload, indent=1)))
 
 
+def has_module(path: str | Path, name: str) -> bool:
+    """True when the checkpoint at ``path`` holds tensors of module ``name`` (read from the file's header)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(path).with_suffix(".safetensors")), framework="pt") as f:
+        return any(k.startswith(f"model.{name}.") for k in f.keys())
+
+
 def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer]) -> dict:
     """Restore states saved by :func:`save_checkpoint`; returns the ``meta`` dict."""

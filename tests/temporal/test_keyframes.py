@@ -170,3 +170,58 @@ def test_confident_guidance_everywhere_needs_no_model_run():
     ki(L, tracker(L))                                     # no guidance: carried
     ki(L, tracker(L), (hint, half))                       # guidance begins again, half covered: the model runs
     assert calls == [True, True] and ki.stats["key_guidance"] == 1
+
+
+def test_streaming_carries_the_smoothed_keyframe_and_skips_the_smoother_between(device: torch.device) -> None:
+    """With streaming smoothing, carried frames continue from the keyframe's *smoothed* colour (no jump
+    back to the raw model colour one frame after a keyframe) and do not go through the smoother."""
+    from types import SimpleNamespace
+
+    from filmcolor.temporal import TemporalSmoother
+    from filmcolor.temporal.keyframes import KeyframePredictor
+
+    frames, truths = panning_clip(10, device=device)
+    flicker = {0: 0.0, 4: 12.0, 8: -6.0}  # the model's colour cast differs from keyframe to keyframe
+    model = CountingModel(truths, frames)
+
+    def infer(L):
+        i = next(k for k, f in enumerate(frames) if torch.equal(f, L))
+        model.calls.append(i)
+        return truths[i] + flicker.get(i, 0.0)
+
+    smoother = TemporalSmoother(window=0, device=device)
+    smoothed = []
+    push = smoother.push
+    smoother.push = lambda *a, **k: smoothed.append(1) or push(*a, **k)
+    kp = KeyframePredictor(SimpleNamespace(infer=infer, gain=1.0, guided=False, device=device),
+                           KeyframePolicy.parse("4"), smoother)
+    out = [kp.push(L[0])[0] for L in frames]
+    assert model.calls == [0, 4, 8] and len(smoothed) == 3   # the smoother saw the keyframes only
+    inner = (..., slice(6, -6), slice(6, -14))
+    offset = [float((o - t[0]).mean()) for o, t in zip(out, truths)]
+    assert 0.5 < offset[4] < 11.5                 # the keyframe's cast is blended towards its past
+    assert abs(offset[5] - offset[4]) < 0.5       # ... and that is what the next frame carries on
+    assert abs(offset[3] - offset[2]) < 0.5
+    assert float((out[6] - truths[6][0] - offset[6]).abs()[inner].mean()) < 1.5   # still follows the pan
+
+
+def test_window_smoother_passes_frames_whose_window_carries_one_keyframe(device: torch.device) -> None:
+    """Windowed smoothing with spans (keyframe inference): a frame whose whole window carries the same
+    keyframe's colour comes out as given; frames near another keyframe are still blended."""
+    from filmcolor.temporal import TemporalSmoother
+
+    T = 10
+    L = texture(30)[None].to(device)
+    g = torch.Generator().manual_seed(31)
+    abs_ = [(smooth_ab(32) + 4 * torch.randn(2, 1, 1, generator=g)).to(device) for _ in range(T)]
+    spans = [1] * 5 + [2] * 5
+    sm = TemporalSmoother(window=2, device=device)
+    out = []
+    for t in range(T):
+        out += sm.push(L, abs_[t], span=spans[t])
+    out += sm.flush()
+    assert len(out) == T
+    for t in (0, 1, 2, 7, 8, 9):   # windows inside one span (or cut off by the clip's ends)
+        assert torch.equal(out[t], abs_[t]), t
+    for t in (3, 4, 5, 6):         # windows reaching across the keyframe at t=5
+        assert not torch.allclose(out[t], abs_[t], atol=0.05), t

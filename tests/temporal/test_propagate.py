@@ -219,3 +219,30 @@ def test_floor_keeps_a_share_of_confidence_where_checks_fail(device: torch.devic
     assert float((floored[inner] - plain[inner]).min()) >= -1e-6   # never lower than without a floor
     with pytest.raises(ValueError, match="floor"):
         Propagator(floor=1.0)
+
+
+@pytest.mark.parametrize("dx,dy", [(4, 0), (2, -2)])
+def test_half_size_flow_carries_colour_at_full_size(device: torch.device, dx: int, dy: int) -> None:
+    """The pipeline's flow is at half render size (MotionTracker(scale=0.5)): propagate checks it at that
+    size and carries colour and confidence at full size, almost as well as a full-size flow."""
+    n = 128  # the flow is shrunk only where its short side stays at least 64 px
+    big_L, big_ab = texture(1, 192, 192), smooth_ab(2, 192, 192)
+    L0, L1 = big_L[None, None, 32:32 + n, 32:32 + n], big_L[None, None, 32 + dy:32 + dy + n, 32 + dx:32 + dx + n]
+    ab0, ab1 = big_ab[None, :, 32:32 + n, 32:32 + n], big_ab[None, :, 32 + dy:32 + dy + n, 32 + dx:32 + dx + n]
+    L0, L1, ab0, ab1 = to(device, L0, L1, ab0, ab1)
+    tracker = MotionTracker(scale=0.5)
+    tracker(L0)
+    motion = tracker(L1)
+    assert motion.flow.size == (n // 2, n // 2)
+    assert abs(motion.relative_magnitude - math.hypot(dx, dy) / n) < 0.3 * math.hypot(dx, dy) / n
+    ab, conf = propagate(L0, L1, ab0, torch.ones_like(L0), motion.flow)
+    full, _ = propagate(L0, L1, ab0, torch.ones_like(L0), estimate_flow(L0, L1))
+    assert ab.shape == ab1.shape and conf.shape == L1.shape
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    still = (ab0 - ab1).abs()[inner].mean()
+    err, err_full = (ab - ab1).abs()[inner].mean(), (full - ab1).abs()[inner].mean()
+    assert err < 0.15 * still and err < 2.0 * err_full + 0.05, (float(err), float(err_full), float(still))
+    assert float(conf[inner].mean()) > 0.8 * DEFAULT_DECAY
+    edge = (slice(None), slice(None), slice(None), slice(-2, None)) if dx > 0 else None
+    if edge is not None:  # content entering from the right still has no confidence
+        assert float(conf[edge].max()) < 0.2

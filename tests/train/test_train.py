@@ -215,3 +215,19 @@ def test_simulated_hints_follow_the_truth():
     trusted = conf > 0.25
     close = np.abs(hint - ab).max(-1) < 5
     assert close[trusted].mean() > 0.5  # mostly the (warped) truth where it is trusted
+
+
+def test_ema_averages_g_and_survives_a_resume(image_folder, tmp_path):
+    a = Trainer(cfg(image_folder, tmp_path / "a", pretrain_steps=6, critic_steps=0, gan_steps=0, lr_g=2e-3, ema=0.5))
+    start = {k: v.clone() for k, v in a.G.state_dict().items()}
+    a.run()
+    g, e = a.G.state_dict(), a.G_ema.state_dict()
+    moved = [k for k in g if g[k].is_floating_point() and not torch.equal(start[k], g[k])]
+    assert moved and any(not torch.equal(g[k], e[k]) for k in moved)  # the average lags G
+    k = moved[0]
+    assert not torch.equal(start[k], e[k])  # ... but it followed G away from the start
+    assert a.G_out is a.G_ema
+    b = Trainer(cfg(image_folder, tmp_path / "a", pretrain_steps=6, critic_steps=0, gan_steps=0, ema=0.5))
+    assert all(torch.equal(v, b.G_ema.state_dict()[n]) for n, v in e.items())  # the run's checkpoint keeps it
+    plain = Trainer(cfg(image_folder, tmp_path / "c", pretrain_steps=1, critic_steps=0, gan_steps=0))
+    assert plain.G_ema is None and "G_ema" not in plain.modules and plain.G_out is plain.G
