@@ -43,7 +43,7 @@ class Motion:
     @property
     def relative_magnitude(self) -> float:
         """Mean flow length as a fraction of the frame's short side (the same whatever size the flow has)."""
-        return 0.0 if self.flow is None else self.flow.mean_magnitude() / min(self.flow.size)
+        return 0.0 if self.flow is None else self.magnitude / min(self.flow.size)
 
 
 class MotionTracker:

@@ -242,6 +242,14 @@ class Trainer:
         self.opt_d.step()
         return {"d": float(loss.detach())}
 
+    def _step_g(self, loss: torch.Tensor) -> None:
+        """One optimizer step of G on ``loss`` (pre-training and GAN phase alike), then its moving average."""
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        if self.G_ema is not None:
+            self._update_ema()
+
     def train_step(self, L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor | None = None,
                    mask: torch.Tensor | None = None) -> dict:
         cfg, phase = self.cfg, self.cfg.phase(self.step)
@@ -256,12 +264,8 @@ class Trainer:
             for g in self.opt_g.param_groups:
                 g["lr"] = _cosine(self.step, cfg.pretrain_steps, cfg.lr_g, cfg.warmup, self.run_start)
             loss, parts = self._g_loss(L, ab, hint, mask, with_adv=False)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            self._step_g(loss)
             logs.update(parts, g=float(loss.detach()))
-            if self.G_ema is not None:
-                self._update_ema()
         elif phase == "critic":
             self.G.eval()
             self.D.train()
@@ -273,12 +277,8 @@ class Trainer:
                 g["lr"] = cfg.lr_g_gan
             logs.update(self._d_step(L, ab, hint, mask))
             loss, parts = self._g_loss(L, ab, hint, mask, with_adv=True)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            self._step_g(loss)
             logs.update(parts, g=float(loss.detach()))
-            if self.G_ema is not None:
-                self._update_ema()
         self.step += 1
         return logs
 
