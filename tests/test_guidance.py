@@ -101,7 +101,7 @@ def _guided_colorizer(tmp_path, engine="torch"):
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
-def test_still_hints_reach_a_guided_model_through_the_one_path(tmp_path, engine):
+def test_still_hints_change_the_picture_through_the_one_path(tmp_path, engine):
     pytest.importorskip("onnxruntime") if engine == "onnxruntime" else None
     from filmcolor.guidance import StillGuidance
     from filmcolor.images import colorize_array
