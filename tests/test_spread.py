@@ -58,3 +58,25 @@ def test_sparse_hints_correct_the_automatic_model_dense_guidance_feeds_the_guide
     both = predict_ab(infer, L.repeat(2, 1, 1, 1), guidance=(torch.cat([hint, hint * 0 + 40.0]), torch.cat([mask, dense])),
                       guided=True)
     assert calls[-1] == 2048.0 and float(both[0, 0, 20, 20]) > 30 and float(both[1, 0, 0, 40]) == 5.0
+
+
+def test_hint_evaluation_runs_the_model_once_per_picture(tmp_path):
+    import cv2
+    import numpy as np
+
+    from filmcolor.evaluate import evaluate_hints
+    from filmcolor.inference import Predictor
+
+    calls = []
+
+    def infer(L, guidance=None):
+        calls.append(guidance is not None)
+        return torch.zeros(L.shape[0], 2, *L.shape[-2:])
+
+    for i, colours in enumerate((((40, 60, 200), (200, 180, 60)), ((30, 160, 40), (220, 90, 120)))):
+        picture = np.zeros((64, 96, 3), np.uint8)
+        picture[:, :48], picture[:, 48:] = colours       # BGR: two flat regions of different lightness
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), picture)
+    rows = evaluate_hints(Predictor(infer=infer, render_size=64), tmp_path, (0, 2, 10))
+    assert calls == [False, False]                       # one automatic run per picture, for all counts
+    assert rows[2]["psnr"] > rows[1]["psnr"] > rows[0]["psnr"]  # more truth revealed, closer to it
