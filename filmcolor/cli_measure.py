@@ -160,6 +160,7 @@ def train(
     balance_weight: float = typer.Option(0.0, min=0.0, metavar="X", help="Weight of a per-picture mean a,b term against colour casts."),
     warmup: int = typer.Option(100, min=0, metavar="N", help="Learning-rate warm-up steps at the start of this run (also after a resume)."),
     ema: float = typer.Option(0.0, min=0.0, max=0.99999, metavar="DECAY", help="Validate and export a moving average of G's weights with this decay (e.g. 0.999; 0 = off)."),
+    hint_points: float = typer.Option(0.35, min=0.0, max=0.8, metavar="X", help="With --guidance: share of samples with simulated point hints (dense references take 0.2, the automatic task the rest)."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
     from .train import TrainConfig, Trainer
@@ -176,7 +177,7 @@ def train(
                       init_from=str(init_from) if init_from else None, val_every=val_every,
                       init_weights=init_weights, resume_from=str(resume_from) if resume_from else None,
                       degrade=degrade, bf16=bf16, val_limit=val_limit, rebalance=rebalance,
-                      balance_weight=balance_weight, warmup=warmup, ema=ema)
+                      balance_weight=balance_weight, warmup=warmup, ema=ema, hint_points=hint_points)
     err = _console()
     trainer = Trainer(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
     res = trainer.run()

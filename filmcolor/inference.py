@@ -67,7 +67,9 @@ the guided model, which fills and repairs it. On 50 val images with Zhang et al.
 protocol (model v5, at render size), the PSNR gain over no hints at 2 / 10 / 100 points: guided model
 +0.31 / +0.79 / +1.71 dB; guided model then spreading +0.33 / +0.92 / +2.19 (the model's own output
 already matches a hint at its patch, so little residual is left to spread); automatic model then
-spreading +1.47 / +3.19 / +6.66."""
+spreading along lightness +1.47 / +3.19 / +6.66, along lightness and the model's a,b (the default)
++1.50 / +3.36 / +7.30 on 50 training photos. On all 300 val images (``filmcolor evaluate
+--hint-points``, int8 engine): +1.32 / +3.04 / +6.84 (lightness alone +1.26 / +2.89 / +6.63)."""
 
 
 def predict_ab(infer: Infer, L: torch.Tensor, *, gain: float = 1.0, guidance: Guidance = None,

@@ -3,15 +3,19 @@
 A guided model spreads a hint only as far as it learned to (about its patch, for this project's few CPU
 hours of training: +0.9 dB from 10 points where Zhang et al. 2017 gained +4 dB). The model's error is
 mostly smooth over an object (a wrong hue for a whole coat, a whole wall), so the residual a hint
-reveals, ``hint - model``, is a good correction for the pixels around it that share its lightness.
+reveals, ``hint - model``, is a good correction for the pixels around it that belong to the same thing.
 
 :func:`spread_guidance` spreads those residuals with a bilateral grid (Chen, Paris and Durand, SIGGRAPH
-2007; its normalised form as in joint bilateral upsampling): residuals and their confidences are splatted
-into lightness bins (linear "hat" weights), each bin is blurred in space (a Gaussian of ``sigma_s``
-render pixels, computed on a grid ``sigma_s / 4`` coarser), and every pixel reads its own lightness's
-value back; coarse to fine, each reach spreads what the coarser ones left. The correction is ``num / (den + reach)``: near many hints ``den >> reach`` and the hints'
-mean residual is applied in full; far from any hint, or across a lightness edge, it fades to nothing and
-the model's own colour stays. Pure tensor maths on the input's device; no hints = the input unchanged.
+2007; its normalised form as in joint bilateral upsampling). "The same thing" is near in space, near in
+lightness and near in the automatic model's own colour (where the model saw two objects it usually gave
+them two colours, also where their greys match): residuals and their confidences are splatted into
+cells of space x (L, a, b) with multilinear ("hat") weights over the range axes, each range cell is
+blurred in space (a Gaussian of ``sigma_s`` render pixels on a grid ``sigma_s / CELL`` coarser), and
+every pixel reads back the value at its own position, lightness and model colour. Coarse to fine, each
+reach spreads what the coarser ones left. The correction is ``num / (den + reach)``: near many hints
+``den >> reach`` and the hints' mean residual is applied in full; far from any hint, or across a
+lightness or colour edge, it fades to nothing and the model's own colour stays. Pure tensor maths on the
+input's device; no hints = the input unchanged.
 """
 
 from __future__ import annotations
@@ -25,14 +29,21 @@ SCALES = (0.5, 0.18, 0.06)
 """Spatial reaches of a hint, coarse to fine, as shares of the render picture's short side."""
 SIGMA_R = 16.0
 """Lightness reach of a hint, Lab L units: the spacing of the grid's lightness bins."""
-REACH = 5e-5
-"""Confidence mass (blurred mask) at which a correction is applied at half strength: one 6x6 patch is a
-mass of about 0.002 at 0.06 of a 256 px short side, 1e-4 at 0.5.
+SIGMA_AB = 15.0
+"""Reach of a hint over the automatic model's own a,b (Lab units), the spacing of those bins over
+:data:`AB_RANGE`; None spreads along lightness alone."""
+AB_RANGE = (-60.0, 80.0)
+"""The a,b span the grid covers (colours beyond it share the outermost bins)."""
+CELL = 2
+"""Grid cells per ``sigma_s``: the spatial grid's resolution."""
+REACH = 2e-5
+"""Confidence mass (blurred, splatted mask) at which a correction is applied at half strength.
 
-The three were chosen on 50 training photos (model v5, Zhang et al. 2017's 6x6 patch protocol at render
-size; ``scales`` from one to five reaches, ``sigma_r`` 6-25, ``reach`` 1e-5 to 8e-3): single reaches
-trade few points against many (0.12: +0.73 dB at 2 points, +6.31 at 100; 0.25: +1.20 / +5.47), the
-coarse-to-fine cascade gets both (+1.40 at 2, +2.98 at 10, +6.94 at 100 on those photos)."""
+Chosen on 50 training photos (model v5, Zhang et al. 2017's 6x6 patch protocol at render size; PSNR gain
+over 0 points at 2 / 10 / 100 points). Lightness alone (``sigma_ab=None``, 4 cells per reach, reach 5e-5):
+single reaches trade few points against many (0.12: +0.73 / ... / +6.31; 0.25: +1.20 / ... / +5.47), the
+coarse-to-fine cascade gets both (+1.40 / +2.98 / +6.94; on 50 val photos +1.47 / +3.19 / +6.66). Adding
+the model's a,b as range axes (``SIGMA_AB`` 15, 2 cells per reach, reach 2e-5): +1.50 / +3.36 / +7.30."""
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -50,41 +61,93 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def _hat(v: torch.Tensor, lo: float, hi: float, sigma: float) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Linear weights of values ``v`` on bins ``sigma`` apart over [lo, hi]: the bin count and the two
+    (bin index, weight) pairs of every value (weights sum to 1)."""
+    bins = max(2, int(math.ceil((hi - lo) / sigma)) + 1)
+    u = (v.clamp(lo, hi) - lo) / ((hi - lo) / (bins - 1))
+    i0 = u.floor().clamp(max=bins - 2)
+    t = u - i0
+    return bins, [(i0.long(), 1 - t), (i0.long() + 1, t)]
+
+
+def _range_corners(axes: list[tuple[torch.Tensor, float, float, float]]) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Multilinear corners over range axes ``(values [N,h,w], lo, hi, sigma)``: the number of range
+    cells, and per corner the flat cell index and weight, both ``[2**K, N, h, w]``."""
+    cells, corners = 1, [(None, None)]
+    for v, lo, hi, sigma in axes:
+        bins, pairs = _hat(v, lo, hi, sigma)
+        corners = [(i if idx is None else idx * bins + i, w if wgt is None else wgt * w)
+                   for idx, wgt in corners for i, w in pairs]
+        cells *= bins
+    return cells, torch.stack([c[0] for c in corners]), torch.stack([c[1] for c in corners])
+
+
 def spread_guidance(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor, *,
-                    scales: tuple[float, ...] = SCALES, sigma_r: float = SIGMA_R, reach: float = REACH) -> torch.Tensor:
+                    scales: tuple[float, ...] = SCALES, sigma_r: float = SIGMA_R,
+                    sigma_ab: float | None = SIGMA_AB, reach: float = REACH) -> torch.Tensor:
     """Coarse to fine: each of ``scales`` (sigma_s, a share of the short side) spreads what the coarser
-    ones left of the residuals, so two hints shift a whole region and a hundred also fix its details."""
+    ones left of the residuals, so two hints shift a whole region and a hundred also fix its details.
+    The range axes are lightness and ``ab`` as given (the model's colours), fixed over the cascade."""
+    guide = ab if sigma_ab is not None else None
     for sigma_s in scales:
-        ab = spread_once(L, ab, hint, mask, sigma_s=sigma_s, sigma_r=sigma_r, reach=reach)
+        ab = spread_once(L, ab, hint, mask, guide=guide, sigma_s=sigma_s, sigma_r=sigma_r,
+                         sigma_ab=sigma_ab or SIGMA_AB, reach=reach)
     return ab
 
 
 def spread_once(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor, *,
-                sigma_s: float = SCALES[-1], sigma_r: float = SIGMA_R, reach: float = REACH) -> torch.Tensor:
-    """a,b ``[N,2,h,w]`` corrected by the guidance's residuals, spread edge-aware along L ``[N,1,h,w]``.
+                guide: torch.Tensor | None = None, sigma_s: float = SCALES[-1], sigma_r: float = SIGMA_R,
+                sigma_ab: float = SIGMA_AB, reach: float = REACH) -> torch.Tensor:
+    """a,b ``[N,2,h,w]`` corrected by the guidance's residuals, spread edge-aware along L ``[N,1,h,w]``
+    (and along ``guide`` ``[N,2,h,w]``, a,b that mark objects apart, when given).
 
     One reach of :func:`spread_guidance`: ``hint`` ``[N,2,h,w]`` (Lab a,b) and ``mask`` ``[N,1,h,w]``
     (confidence 0..1) are the guidance at render size; ``sigma_s`` is a share of the short side,
-    ``sigma_r`` in Lab L units, ``reach`` a confidence mass. Where the mask is 0 everywhere the result
-    equals ``ab``.
+    ``sigma_r`` and ``sigma_ab`` in Lab units, ``reach`` a confidence mass. Where the mask is 0
+    everywhere the result equals ``ab``.
     """
     n, _, h, w = ab.shape
     mask = mask.to(ab.device, ab.dtype)
     if not bool((mask > 0).any()):
         return ab
     hint, L = hint.to(ab.device, ab.dtype), L.to(ab.device, ab.dtype)
+    axes = [(L[:, 0], 0.0, 100.0, sigma_r)]
+    if guide is not None:
+        guide = guide.to(ab.device, ab.dtype)
+        axes += [(guide[:, 0], *AB_RANGE, sigma_ab), (guide[:, 1], *AB_RANGE, sigma_ab)]
+    cells, r_idx, r_w = _range_corners(axes)                      # [K,N,h,w]
     sigma_px = sigma_s * min(h, w)
-    f = max(1, int(sigma_px / 4))                              # grid cell, render pixels
+    f = max(1, int(sigma_px / CELL))                              # grid cell, render pixels
     gh, gw = -(-h // f), -(-w // f)
-    bins = max(2, int(math.ceil(100.0 / sigma_r)) + 1)
-    step = 100.0 / (bins - 1)
-    centers = torch.arange(bins, device=ab.device, dtype=ab.dtype).view(1, bins, 1, 1) * step
-    hat = (1 - (L.clamp(0, 100) - centers).abs() / step).clamp(min=0)   # [N,bins,h,w], sums to 1 per pixel
-    res = (hint - ab) * mask                                    # [N,2,h,w]
-    splat = torch.cat([hat * res[:, :1], hat * res[:, 1:], hat * mask], 1)   # [N,3*bins,h,w]
-    grid = F.adaptive_avg_pool2d(splat, (gh, gw)) if f > 1 else splat
-    grid = _gaussian_blur(grid, sigma_px / f)
-    grid = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False) if f > 1 else grid
-    grid = grid.view(n, 3, bins, h, w)
-    sliced = (grid * hat.unsqueeze(1)).sum(2)                  # [N,3,h,w]: this pixel's lightness read back
-    return ab + sliced[:, :2] / (sliced[:, 2:] + reach)
+    G = gh * gw
+    ys, xs = torch.arange(h, device=ab.device), torch.arange(w, device=ab.device)
+    here = ((ys // f).view(h, 1) * gw + (xs // f).view(1, w))     # [h,w]: each pixel's spatial cell
+
+    res = (hint - ab) * mask
+    vals = torch.cat([res, mask], 1)                              # [N,3,h,w]
+    k = r_idx.shape[0]
+    idx = (r_idx * G + here).permute(1, 0, 2, 3).reshape(n, 1, -1)          # [N,1,K*h*w]
+    src = (vals.unsqueeze(1) * r_w.permute(1, 0, 2, 3).unsqueeze(2))        # [N,K,3,h,w]
+    src = src.permute(0, 2, 1, 3, 4).reshape(n, 3, -1)
+    grid = torch.zeros(n, 3, cells * G, device=ab.device, dtype=ab.dtype)
+    grid.scatter_add_(2, idx.expand(n, 3, -1), src)
+    grid = _gaussian_blur((grid / (f * f)).view(n, 3 * cells, gh, gw), sigma_px / f).view(n, 3, cells * G)
+
+    # read back: bilinear between spatial cell centres, the same hat weights over the range axes
+    def centres(size: int, cells_: int, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = ((coords.to(ab.dtype) + 0.5) / f - 0.5).clamp(0, cells_ - 1)
+        c0 = c.floor().clamp(max=max(cells_ - 2, 0)).long()
+        return c0, (c0 + 1).clamp(max=cells_ - 1), c - c0
+    y0, y1, ty = centres(h, gh, ys)
+    x0, x1, tx = centres(w, gw, xs)
+    ty, tx = ty.view(h, 1), tx.view(1, w)
+    spatial = [(y0.view(h, 1) * gw + x0.view(1, w), (1 - ty) * (1 - tx)), (y0.view(h, 1) * gw + x1.view(1, w), (1 - ty) * tx),
+               (y1.view(h, 1) * gw + x0.view(1, w), ty * (1 - tx)), (y1.view(h, 1) * gw + x1.view(1, w), ty * tx)]
+    out = torch.zeros(n, 3, h * w, device=ab.device, dtype=ab.dtype)
+    for c, wc in spatial:
+        at = (r_idx * G + c).permute(1, 0, 2, 3).reshape(n, 1, -1).expand(n, 3, -1)
+        got = grid.gather(2, at).view(n, 3, k, h * w)
+        out += (got * (r_w * wc).permute(1, 0, 2, 3).reshape(n, 1, k, h * w)).sum(2)
+    out = out.view(n, 3, h, w)
+    return ab + out[:, :2] / (out[:, 2:] + reach)

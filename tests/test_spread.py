@@ -36,6 +36,26 @@ def test_a_hint_does_not_cross_a_lightness_edge():
     assert float(out[60]) > 20 and float(out[68]) < 2       # the same distance either side of the edge
 
 
+def test_a_hint_does_not_cross_a_model_colour_edge_at_equal_lightness():
+    # one grey level, but the model saw two objects: blue-ish left, red-ish right
+    L, ab = torch.full((1, 1, 64, 128), 50.0), torch.zeros(1, 2, 64, 128)
+    ab[:, 1, :, :64], ab[:, 0, :, 64:] = -30.0, 40.0
+    hint, mask = _patch(64, 128, 29, 50, (0.0, -50.0))       # the user makes the left object bluer
+    out = spread_guidance(L, ab, hint, mask)[0, :, 32]
+    assert float(out[1, 60]) < -45 and abs(float(out[1, 68])) < 2 and abs(float(out[0, 68]) - 40) < 2
+    lightness_only = spread_guidance(L, ab, hint, mask, sigma_ab=None)[0, :, 32]
+    assert float(lightness_only[1, 68]) < -10                 # without the colour axes it leaks across
+
+
+def test_pictures_of_a_batch_are_spread_independently():
+    L, ab = torch.rand(2, 1, 48, 64) * 100, torch.randn(2, 2, 48, 64) * 10
+    hint, mask = _patch(48, 64, 20, 20, (30.0, -20.0))
+    hint, mask = torch.cat([hint, hint * 0]), torch.cat([mask, mask * 0])
+    both = spread_guidance(L, ab, hint, mask)
+    assert torch.allclose(both[:1], spread_guidance(L[:1], ab[:1], hint[:1], mask[:1]), atol=1e-5)
+    assert torch.equal(both[1], ab[1])                         # no hints in the second: untouched
+
+
 def test_sparse_hints_correct_the_automatic_model_dense_guidance_feeds_the_guided_one():
     calls = []
 

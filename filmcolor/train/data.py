@@ -73,14 +73,16 @@ class BatchStream:
     """Iterates batches ``(L, ab, hint_ab, mask)`` from batch index ``start``; a thread prepares them ahead.
 
     ``degrade``: share of samples whose input L gets archival degradations (:mod:`.degrade`; the target
-    a,b stays clean). ``guidance``: simulate user hints and references (:mod:`.hints`); otherwise
-    ``hint_ab`` and ``mask`` are None.
+    a,b stays clean). ``guidance``: simulate user hints and references (:mod:`.hints`) with the shares
+    ``modes`` (default :data:`.hints.MODES`); otherwise ``hint_ab`` and ``mask`` are None.
     """
 
     def __init__(self, data: LabImages, batch_size: int, size: int, seed: int, start: int = 0, prefetch: int = 4,
-                 *, degrade: float = 0.0, guidance: bool = False):
+                 *, degrade: float = 0.0, guidance: bool = False, modes: dict[str, float] | None = None):
+        from .hints import MODES
+
         self.data, self.batch_size, self.size, self.seed = data, batch_size, size, seed
-        self.degrade, self.guidance = degrade, guidance
+        self.degrade, self.guidance, self.modes = degrade, guidance, dict(modes or MODES)
         self.next_index = start
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
@@ -102,7 +104,7 @@ class BatchStream:
                     L[n, 0] = torch.from_numpy(degrade(L[n, 0].numpy(), rng))
         if not self.guidance:
             return L, ab, None, None
-        pairs = [sample_guidance(ab[n].permute(1, 2, 0).numpy(), rng) for n in range(len(idx))]
+        pairs = [sample_guidance(ab[n].permute(1, 2, 0).numpy(), rng, self.modes) for n in range(len(idx))]
         hint = torch.from_numpy(np.stack([h for h, _ in pairs])).permute(0, 3, 1, 2).contiguous()
         mask = torch.from_numpy(np.stack([m for _, m in pairs]))[:, None]
         return L, ab, hint, mask

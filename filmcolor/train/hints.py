@@ -17,6 +17,16 @@ import numpy as np
 MODES = {"none": 0.45, "points": 0.35, "dense": 0.20}
 
 
+def guidance_modes(points: float = MODES["points"], dense: float = MODES["dense"]) -> dict[str, float]:
+    """Shares of the kinds of guidance with ``points`` and ``dense`` given; the automatic task takes the rest.
+
+    Inference sends sparse hints (under a tenth of the picture) to the automatic model plus
+    :mod:`filmcolor.spread`, not to the guided model, so a run may drop point hints (``points=0``)."""
+    if points < 0 or dense < 0 or points + dense > 1:
+        raise ValueError(f"guidance shares must be >= 0 and sum to at most 1, got points={points}, dense={dense}")
+    return {"none": 1.0 - points - dense, "points": points, "dense": dense}
+
+
 def sample_points(ab: np.ndarray, rng: np.random.Generator, p: float = 1 / 8,
                   max_points: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Sparse hints: ``Geometric(p)`` patches (1..9 px squares) at uniform positions, each the patch's mean a,b."""

@@ -26,6 +26,7 @@ from ..models import ModelConfig, create_model, save_model
 from .checkpoint import has_module, load_checkpoint, save_checkpoint
 from .critic import PatchGAN
 from .data import BatchStream, LabImages
+from .hints import guidance_modes
 from .losses import AdversarialLoss, FeatureLoss, ab_prior, colour_balance, l1_ab, l1_ab_weighted, rebalance_table
 
 
@@ -70,6 +71,7 @@ class TrainConfig:
     balance_weight: float = 0.0    # weight of the per-picture mean a,b term (against colour casts)
     warmup: int = 100              # steps of linear LR warm-up at the start of every run (a resumed one too)
     ema: float = 0.0               # decay of the moving average of G's weights that validates and exports (0 = off)
+    hint_points: float = 0.35      # share of samples with simulated point hints (guided runs; dense stays 0.2)
 
 
     @property
@@ -319,7 +321,7 @@ class Trainer:
             self.ab_table = torch.from_numpy(rebalance_table(ab_prior(
                 im[..., 1:].astype(np.float32) - 128.0 for im in data.images[::4])))
         stream = BatchStream(data, cfg.batch_size, cfg.size, cfg.seed, start=self.step, degrade=cfg.degrade,
-                             guidance=self.guided)
+                             guidance=self.guided, modes=guidance_modes(points=cfg.hint_points))
         log = (self.out / "log.jsonl").open("a")
         start, last_ckpt = time.monotonic(), time.monotonic()
         base_elapsed, images, t_window = self.elapsed, 0, time.monotonic()

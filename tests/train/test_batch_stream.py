@@ -28,3 +28,34 @@ def test_next_raises_when_the_producer_thread_died():
     t.start()
     t.join(10)
     assert outcome == ["raised"]
+
+
+def test_guidance_shares_decide_which_samples_carry_hints():
+    import numpy as np
+
+    from filmcolor.train.hints import guidance_modes
+
+    class Flat:
+        images = [np.full((48, 48, 3), (120, 150, 100), np.uint8)]
+
+        def __len__(self) -> int:
+            return 1
+
+    def kinds(modes: dict[str, float]) -> set[str]:
+        stream = BatchStream(Flat(), batch_size=8, size=32, seed=0, guidance=True, modes=modes)  # type: ignore[arg-type]
+        try:
+            found = set()
+            for k in range(6):
+                _, _, _, mask = stream.make_batch(k)
+                for m in mask[:, 0]:
+                    share = float((m > 0).float().mean())
+                    found.add("none" if share == 0 else "points" if share < 0.2 else "dense")
+            return found
+        finally:
+            stream.close()
+
+    assert guidance_modes(0.0) == {"none": 0.8, "points": 0.0, "dense": 0.2}
+    assert kinds(guidance_modes(0.0)) == {"none", "dense"}                # no point hints at all
+    assert kinds(guidance_modes(0.35)) == {"none", "points", "dense"}
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        guidance_modes(0.9)
