@@ -106,6 +106,13 @@ def check_list(text: str, allowed, option: str) -> list[str]:
     return items
 
 
+def check_choice(value: str, allowed, option: str) -> str:
+    """One of ``allowed`` (``--adv-loss hinge``); else a usage error naming the choices."""
+    if value not in allowed:
+        raise UsageError(f"{option} takes one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
 def check_int_list(text: str, option: str, minimum: int = 0, example: str = "0,1,2") -> tuple[int, ...]:
     """A comma-separated option of whole numbers (``--hint-points 0,2,10``), each at least ``minimum``;
     else a usage error."""

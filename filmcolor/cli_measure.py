@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .cli_base import flag
-from .cli_checks import check_int_list, check_list, check_render_size
+from .cli_checks import check_choice, check_int_list, check_list, check_render_size
 from .cli_common import (EngineOpt, JsonOpt, ModelOpt, RenderOpt, SaturationOpt, _colorizer, _console, _write_json, app)
 from .errors import UsageError
 
@@ -127,6 +127,20 @@ def _evaluate_video(clip: Path, reference: Path, limit: Optional[int], out_dir: 
     _write_json(json_path, res)
 
 
+def _check_train_inputs(data: Path, val: Optional[Path], architecture: str) -> None:
+    """Before any run folder is made: image folders that hold images, an architecture the registry knows."""
+    from .fs import find_images
+    from .models import list_models
+
+    for option, folder in (("FOLDER", data), ("--val", val)):
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"{option}: {str(folder)!r} is not a folder of images")
+        if folder is not None and not find_images(folder):
+            raise UsageError(f"{option}: no images in {str(folder)!r}")
+    if architecture not in list_models():
+        raise UsageError(f"--architecture: unknown {architecture!r}; known: {', '.join(list_models())}")
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(..., metavar="FOLDER", help="Folder of colour images (recursive)."),
@@ -160,11 +174,16 @@ def train(
     balance_weight: float = typer.Option(0.0, min=0.0, metavar="X", help="Weight of a per-picture mean a,b term against colour casts."),
     warmup: int = typer.Option(100, min=0, metavar="N", help="Learning-rate warm-up steps at the start of this run (also after a resume)."),
     ema: float = typer.Option(0.0, min=0.0, max=0.99999, metavar="DECAY", help="Validate and export a moving average of G's weights with this decay (e.g. 0.999; 0 = off)."),
+    ab_loss: str = typer.Option("l1", metavar="l1|de94", help="Pixel loss on a,b (weighted by --lambda-l1): l1, or de94 (CIE94 colour difference, nearer the CIEDE2000 that selection uses)."),
     hint_points: float = typer.Option(0.35, min=0.0, max=0.8, metavar="X", help="With --guidance: share of samples with simulated point hints (dense references take 0.2, the automatic task the rest)."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
     from .train import TrainConfig, Trainer
 
+    check_choice(adv_loss, ("bce", "lsgan", "hinge"), "--adv-loss")
+    check_choice(ab_loss, ("l1", "de94"), "--ab-loss")
+    check_choice(device, ("cpu", "cuda"), "--device")
+    _check_train_inputs(data, val, architecture)
     kwargs = {"pretrained": pretrained} if architecture == "sagan-unet" else {}
     if init_weights or resume_from:
         kwargs = {**kwargs, "pretrained": False, "sn": False} if architecture == "sagan-unet" else kwargs
@@ -177,7 +196,8 @@ def train(
                       init_from=str(init_from) if init_from else None, val_every=val_every,
                       init_weights=init_weights, resume_from=str(resume_from) if resume_from else None,
                       degrade=degrade, bf16=bf16, val_limit=val_limit, rebalance=rebalance,
-                      balance_weight=balance_weight, warmup=warmup, ema=ema, hint_points=hint_points)
+                      balance_weight=balance_weight, warmup=warmup, ema=ema, hint_points=hint_points,
+                      ab_loss=ab_loss)
     err = _console()
     trainer = Trainer(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
     res = trainer.run()

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import FormatError
 from ..fs import find_images
 
 
@@ -54,7 +55,7 @@ class LabImages:
         self.images = [im for im in loaded if im is not None]
         self.skipped = len(paths) - len(self.images)
         if not self.images:
-            raise ValueError(f"no colour images found in {str(folder)!r}")
+            raise FormatError(f"no colour images in {str(folder)!r} (grey or unreadable files only)")
 
     def __len__(self) -> int:
         return len(self.images)

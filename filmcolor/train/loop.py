@@ -27,7 +27,8 @@ from .checkpoint import has_module, load_checkpoint, save_checkpoint
 from .critic import PatchGAN
 from .data import BatchStream, LabImages
 from .hints import guidance_modes
-from .losses import AdversarialLoss, FeatureLoss, ab_prior, colour_balance, l1_ab, l1_ab_weighted, rebalance_table
+from .losses import (AdversarialLoss, FeatureLoss, ab_prior, colour_balance, delta_e94_ab, l1_ab, l1_ab_weighted,
+                     rebalance_table)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class TrainConfig:
     warmup: int = 100              # steps of linear LR warm-up at the start of every run (a resumed one too)
     ema: float = 0.0               # decay of the moving average of G's weights that validates and exports (0 = off)
     hint_points: float = 0.35      # share of samples with simulated point hints (guided runs; dense stays 0.2)
+    ab_loss: str = "l1"            # the pixel loss weighted by lambda_l1: "l1" on a,b, or "de94" (CIE94 colour difference)
 
 
     @property
@@ -213,7 +215,9 @@ class Trainer:
             pred = self._generate(L, hint, mask)
         pred = pred.float()
         l1 = l1_ab(pred, ab)
-        if self.ab_table is not None:
+        if self.cfg.ab_loss == "de94":
+            loss = self.cfg.lambda_l1 * delta_e94_ab(pred, ab)
+        elif self.ab_table is not None:
             loss = self.cfg.lambda_l1 * l1_ab_weighted(pred, ab, self.ab_table, self.cfg.rebalance)
         else:
             loss = self.cfg.lambda_l1 * l1

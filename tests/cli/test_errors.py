@@ -74,6 +74,11 @@ def test_help_follows_cli_conventions():
     (["bench", "--sizes", "9p"], ["--sizes", "480p"]),
     (["bench", "--modes", "turbo", "--skip-model"], ["--modes", "fast"]),
     (["colorize", "{dir}/missing.mp4", "{out}"], ["does not exist"]),
+    (["train", "{dir}/nothere", "--out", "{dir}/run"], ["not a folder of images"]),
+    (["train", "{dir}", "--out", "{dir}/run"], ["no images in"]),
+    (["train", "{dir}", "--out", "{dir}/run", "--adv-loss", "wgan"], ["--adv-loss", "hinge"]),
+    (["train", "{dir}", "--out", "{dir}/run", "--ab-loss", "l2"], ["--ab-loss", "de94"]),
+    (["train", "{dir}", "--out", "{dir}/run", "--device", "tpu"], ["--device", "cuda"]),
 ])
 def test_usage_errors(clip, args, needles):
     folder = clip.parent
@@ -96,6 +101,18 @@ def test_usage_errors_import_no_heavy_library(clip):
         imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
         assert imported, r.stderr[-500:]
         assert not imported & set(HEAVY), (argv, imported & set(HEAVY))
+
+
+def test_train_refuses_grey_pictures_and_unknown_architectures(tmp_path):
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((40, 40, 3), 128, np.uint8))
+    assert_one_line_error(run_cli("train", tmp_path, "--out", tmp_path / "run", "--architecture", "nope"), 2,
+                          "--architecture", "sagan-unet")
+    assert_one_line_error(run_cli("train", tmp_path, "--out", tmp_path / "run", "--pretrain-steps", "1",
+                                  "--critic-steps", "0", "--gan-steps", "0", "--no-pretrained"), 2,
+                          "no colour images", "grey")
 
 
 def test_start_past_the_end_says_so(clip):

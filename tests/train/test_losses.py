@@ -51,3 +51,24 @@ def test_a_resumed_run_warms_up_again():
     resumed = [_cosine(s, 1000, 1.0, warmup=100, since=500) for s in (500, 549, 599, 700)]
     assert resumed[0] < resumed[1] < resumed[2] and resumed[0] == pytest.approx(0.01 * _cosine(500, 1000, 1.0, 0))
     assert resumed[3] == pytest.approx(_cosine(700, 1000, 1.0, warmup=0))
+
+
+def test_delta_e94_matches_scikit_image():
+    """Golden values: skimage.color.deltaE_ciede94 (graphic arts, reference = the truth) at equal L."""
+    import numpy as np
+    from skimage.color import deltaE_ciede94
+
+    from filmcolor.models.layers import AB_SCALE
+    from filmcolor.train.losses import delta_e94_ab
+
+    rng = np.random.default_rng(3)
+    truth, pred = rng.uniform(-80, 80, (2, 1, 2, 5, 7)).astype(np.float32)
+    L = np.full((5, 7, 1), 50.0, np.float32)
+    want = deltaE_ciede94(np.concatenate([L, truth[0].transpose(1, 2, 0)], -1),
+                          np.concatenate([L, pred[0].transpose(1, 2, 0)], -1)).mean()
+    got = float(delta_e94_ab(torch.from_numpy(pred), torch.from_numpy(truth), eps=0.0)) * AB_SCALE
+    assert abs(got - want) < 1e-3 * want
+    # saturated truths forgive the same a,b error more than grey ones do (S_C, S_H grow with chroma)
+    err = torch.tensor([[[[5.0]], [[0.0]]]])
+    grey, vivid = torch.zeros(1, 2, 1, 1), torch.tensor([[[[60.0]], [[0.0]]]])
+    assert float(delta_e94_ab(vivid + err, vivid)) < float(delta_e94_ab(grey + err, grey)) / 3
