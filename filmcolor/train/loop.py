@@ -73,6 +73,7 @@ class TrainConfig:
     warmup: int = 100              # steps of linear LR warm-up at the start of every run (a resumed one too)
     ema: float = 0.0               # decay of the moving average of G's weights that validates and exports (0 = off)
     hint_points: float = 0.35      # share of samples with simulated point hints (guided runs; dense stays 0.2)
+    freeze_bn: bool = False        # batch norms use and keep their running statistics (fine-tuning)
     ab_loss: str = "l1"            # the pixel loss weighted by lambda_l1: "l1" on a,b, or "de94" (CIE94 colour difference)
 
 
@@ -202,6 +203,15 @@ class Trainer:
         return Path(path).with_suffix(".safetensors")
 
     # -- one step of each phase ------------------------------------------------------------------
+    def _train_g(self) -> None:
+        """G in training mode; with ``freeze_bn`` its batch norms keep normalising with (and keeping) their
+        running statistics, so the function trained is the one validated and shipped."""
+        self.G.train()
+        if self.cfg.freeze_bn:
+            for m in self.G.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def _autocast(self):
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
@@ -266,7 +276,7 @@ class Trainer:
             hint, mask = hint.to(self.device, memory_format=fmt), mask.to(self.device, memory_format=fmt)
         logs: dict = {"phase": phase}
         if phase == "pretrain":
-            self.G.train()
+            self._train_g()
             for g in self.opt_g.param_groups:
                 g["lr"] = _cosine(self.step, cfg.pretrain_steps, cfg.lr_g, cfg.warmup, self.run_start)
             loss, parts = self._g_loss(L, ab, hint, mask, with_adv=False)
@@ -277,7 +287,7 @@ class Trainer:
             self.D.train()
             logs.update(self._d_step(L, ab, hint, mask))
         else:
-            self.G.train()
+            self._train_g()
             self.D.train()
             for g in self.opt_g.param_groups:
                 g["lr"] = cfg.lr_g_gan

@@ -231,3 +231,16 @@ def test_ema_averages_g_and_survives_a_resume(image_folder, tmp_path):
     assert all(torch.equal(v, b.G_ema.state_dict()[n]) for n, v in e.items())  # the run's checkpoint keeps it
     plain = Trainer(cfg(image_folder, tmp_path / "c", pretrain_steps=1, critic_steps=0, gan_steps=0))
     assert plain.G_ema is None and "G_ema" not in plain.modules and plain.G_out is plain.G
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_bn_keeps_running_statistics_while_weights_train(image_folder, tmp_path, freeze):
+    t = Trainer(cfg(image_folder, tmp_path / "r", pretrain_steps=3, critic_steps=0, gan_steps=0, freeze_bn=freeze))
+    bns = [m for m in t.G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns, "the tiny generator has batch norms"
+    before = [m.running_mean.clone() for m in bns]
+    weights = [p.detach().clone() for p in t.G.parameters()]
+    t.run()
+    moved = any(not torch.equal(a, m.running_mean) for a, m in zip(before, bns))
+    assert moved != freeze                                    # statistics: kept only when frozen
+    assert any(not torch.equal(a, p) for a, p in zip(weights, t.G.parameters()))  # weights train either way
