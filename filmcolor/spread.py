@@ -89,34 +89,41 @@ def spread_guidance(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask:
     """Coarse to fine: each of ``scales`` (sigma_s, a share of the short side) spreads what the coarser
     ones left of the residuals, so two hints shift a whole region and a hundred also fix its details.
     The range axes are lightness and ``ab`` as given (the model's colours), fixed over the cascade."""
-    guide = ab if sigma_ab is not None else None
-    for sigma_s in scales:
-        ab = spread_once(L, ab, hint, mask, guide=guide, sigma_s=sigma_s, sigma_r=sigma_r,
-                         sigma_ab=sigma_ab or SIGMA_AB, reach=reach)
+    if not bool((mask > 0).any()):
+        return ab
+    corners = _corners(L.to(ab.device, ab.dtype), ab if sigma_ab is not None else None, sigma_r, sigma_ab or SIGMA_AB)
+    for sigma_s in scales:  # the range axes do not change over the cascade: their corners are computed once
+        ab = spread_once(L, ab, hint, mask, sigma_s=sigma_s, reach=reach, corners=corners)
     return ab
+
+
+def _corners(L: torch.Tensor, guide: torch.Tensor | None, sigma_r: float, sigma_ab: float):
+    """:func:`_range_corners` of lightness ``[N,1,h,w]`` and, when given, the guide's a,b ``[N,2,h,w]``."""
+    axes = [(L[:, 0], 0.0, 100.0, sigma_r)]
+    if guide is not None:
+        axes += [(guide[:, 0], *AB_RANGE, sigma_ab), (guide[:, 1], *AB_RANGE, sigma_ab)]
+    return _range_corners(axes)
 
 
 def spread_once(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor, *,
                 guide: torch.Tensor | None = None, sigma_s: float = SCALES[-1], sigma_r: float = SIGMA_R,
-                sigma_ab: float = SIGMA_AB, reach: float = REACH) -> torch.Tensor:
+                sigma_ab: float = SIGMA_AB, reach: float = REACH, corners=None) -> torch.Tensor:
     """a,b ``[N,2,h,w]`` corrected by the guidance's residuals, spread edge-aware along L ``[N,1,h,w]``
     (and along ``guide`` ``[N,2,h,w]``, a,b that mark objects apart, when given).
 
     One reach of :func:`spread_guidance`: ``hint`` ``[N,2,h,w]`` (Lab a,b) and ``mask`` ``[N,1,h,w]``
     (confidence 0..1) are the guidance at render size; ``sigma_s`` is a share of the short side,
     ``sigma_r`` and ``sigma_ab`` in Lab units, ``reach`` a confidence mass. Where the mask is 0
-    everywhere the result equals ``ab``.
+    everywhere the result equals ``ab``. ``corners``: the range axes' :func:`_corners`, when already made.
     """
     n, _, h, w = ab.shape
     mask = mask.to(ab.device, ab.dtype)
     if not bool((mask > 0).any()):
         return ab
     hint, L = hint.to(ab.device, ab.dtype), L.to(ab.device, ab.dtype)
-    axes = [(L[:, 0], 0.0, 100.0, sigma_r)]
-    if guide is not None:
-        guide = guide.to(ab.device, ab.dtype)
-        axes += [(guide[:, 0], *AB_RANGE, sigma_ab), (guide[:, 1], *AB_RANGE, sigma_ab)]
-    cells, r_idx, r_w = _range_corners(axes)                      # [K,N,h,w]
+    if corners is None:
+        corners = _corners(L, None if guide is None else guide.to(ab.device, ab.dtype), sigma_r, sigma_ab)
+    cells, r_idx, r_w = corners                                   # [K,N,h,w]
     sigma_px = sigma_s * min(h, w)
     f = max(1, int(sigma_px / CELL))                              # grid cell, render pixels
     gh, gw = -(-h // f), -(-w // f)
@@ -135,12 +142,12 @@ def spread_once(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: tor
     grid = _gaussian_blur((grid / (f * f)).view(n, 3 * cells, gh, gw), sigma_px / f).view(n, 3, cells * G)
 
     # read back: bilinear between spatial cell centres, the same hat weights over the range axes
-    def centres(size: int, cells_: int, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def centres(cells_: int, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = ((coords.to(ab.dtype) + 0.5) / f - 0.5).clamp(0, cells_ - 1)
         c0 = c.floor().clamp(max=max(cells_ - 2, 0)).long()
         return c0, (c0 + 1).clamp(max=cells_ - 1), c - c0
-    y0, y1, ty = centres(h, gh, ys)
-    x0, x1, tx = centres(w, gw, xs)
+    y0, y1, ty = centres(gh, ys)
+    x0, x1, tx = centres(gw, xs)
     ty, tx = ty.view(h, 1), tx.view(1, w)
     spatial = [(y0.view(h, 1) * gw + x0.view(1, w), (1 - ty) * (1 - tx)), (y0.view(h, 1) * gw + x1.view(1, w), (1 - ty) * tx),
                (y1.view(h, 1) * gw + x0.view(1, w), ty * (1 - tx)), (y1.view(h, 1) * gw + x1.view(1, w), ty * tx)]
