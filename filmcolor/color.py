@@ -130,13 +130,21 @@ class CodeRange:
             return code / float((1 << self.bits) - 1)
         return (code - 16 * self._scale) / (219 * self._scale)
 
+    def c_affine(self) -> tuple[float, float, int, int]:
+        """(scale, offset, lowest, highest): chroma in [-0.5, 0.5] -> code ``round(c * scale + offset)``,
+        clipped to ``[lowest, highest]``. The one definition; :meth:`c_from_unit` and the CPU finish
+        (:mod:`filmcolor.video.chroma_cpu`, which folds it into its own arithmetic) both use it."""
+        top = (1 << self.bits) - 1
+        if self.full:
+            return float(top), float(1 << (self.bits - 1)), 0, top
+        s = self._scale
+        return 224 * s, 128 * s, int(16 * s), int(240 * s)
+
     def c_from_unit(self, c: torch.Tensor) -> torch.Tensor:
         """Chroma in [-0.5, 0.5] -> integer-valued codes (float tensor, rounded and clipped)."""
-        top = (1 << self.bits) - 1
-        if self.full:  # one temporary, then in place: a chain of fresh full-frame tensors is several times slower
-            return (c * float(top)).add_(float(1 << (self.bits - 1))).round_().clamp_(0, top)
-        s = self._scale
-        return (c * (224 * s)).add_(128 * s).round_().clamp_(16 * s, 240 * s)
+        scale, offset, lo, hi = self.c_affine()
+        # one temporary, then in place: a chain of fresh full-frame tensors is several times slower
+        return (c * scale).add_(offset).round_().clamp_(lo, hi)
 
     def c_to_unit(self, code: torch.Tensor) -> torch.Tensor:
         if self.full:

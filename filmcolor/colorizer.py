@@ -18,7 +18,7 @@ import torch
 
 from .color import YCbCrMatrix, luma_to_lab_l_lut
 from .cpu import torch_threads
-from .inference import FramePredictor, Guidance, Predictor, finish_chroma, predict_ab
+from .inference import FramePredictor, Guidance, Predictor, finish_codes, predict_ab
 from .models import load_model
 from .render import DEFAULT_RENDER_SIZE, render_shape
 from .video.formats import PlanarYUV
@@ -120,7 +120,7 @@ class ChromaStream:
     The code-plane wrapper of the one inference path (:mod:`filmcolor.inference`): integer Y' planes of
     ``layout`` in, integer Cb/Cr planes of ``layout`` out. A frame's a,b at render size come from
     ``frames`` (engine -> temporal stage, see :class:`~filmcolor.inference.FramePredictor`); the chroma
-    finish is :func:`~filmcolor.inference.finish_chroma`, guided by the frame's own luma.
+    finish is :func:`~filmcolor.inference.finish_codes` (:func:`~filmcolor.inference.finish_chroma` to codes), guided by the frame's own luma.
     """
 
     def __init__(self, predictor: Predictor, width: int, height: int, layout: PlanarYUV, matrix: YCbCrMatrix,
@@ -200,6 +200,4 @@ class ChromaStream:
         g_lo = torch.from_numpy(np.multiply(y_lo, inv, dtype=np.float32))[None, None]
         g_hi = torch.from_numpy(np.multiply(y_hi, inv, dtype=np.float32))[None, None]
         with torch.inference_mode():
-            cbcr = finish_chroma(L[None], ab[None], g_lo, g_hi, self.matrix)
-            codes = self.layout.code_range.c_from_unit(cbcr[0]).cpu().numpy().astype(self.layout.dtype)
-        return codes[0], codes[1]
+            return finish_codes(L[None], ab[None], g_lo, g_hi, self.matrix, self.layout.code_range, self.layout.dtype)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
 
+import numpy as np
 import torch
 
-from .color import YCbCrMatrix
+from .color import CodeRange, YCbCrMatrix
 from .spread import spread_guidance
 from .video.chroma import fast_guided_upsample, lab_to_chroma
 
@@ -131,6 +132,20 @@ def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, gui
         return finish_chroma_cpu(L, ab, guide_lo, guide_hi, matrix)
     cbcr = lab_to_chroma(L.to(ab.device), ab, matrix)
     return fast_guided_upsample(cbcr, guide_lo.to(ab.device), guide_hi.to(ab.device))
+
+
+def finish_codes(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
+                 matrix: YCbCrMatrix, codes: CodeRange, dtype: str = "uint8") -> tuple[np.ndarray, np.ndarray]:
+    """One frame (batch of 1, shapes of :func:`finish_chroma`) -> its integer (Cb, Cr) code planes ``[H,W]``
+    of ``codes`` as numpy ``dtype``: :func:`finish_chroma`, then ``codes.c_from_unit``. On a CPU both
+    steps are one OpenCV pass (:func:`~filmcolor.video.chroma_cpu.finish_codes_cv2`)."""
+    if ab.device.type == "cpu":
+        from .video.chroma_cpu import finish_codes_cv2
+
+        return finish_codes_cv2(L[0, 0].float().numpy(), ab[0].float().numpy(), guide_lo[0, 0].float().numpy(),
+                                guide_hi[0, 0].float().numpy(), matrix, codes, dtype)
+    planes = codes.c_from_unit(finish_chroma(L, ab, guide_lo, guide_hi, matrix)[0]).cpu().numpy().astype(dtype)
+    return planes[0], planes[1]
 
 
 def chroma_from_luma(infer: Infer, L: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,

@@ -44,3 +44,23 @@ def test_cpu_lab_to_rgb_clips_like_the_reference():
     want = lab_to_rgb(lab).permute(0, 2, 3, 1).numpy()
     got = np.stack([cv2.cvtColor(np.ascontiguousarray(x.permute(1, 2, 0).numpy()), cv2.COLOR_Lab2RGB) for x in lab])
     assert np.abs(got - want).max() < 1e-3
+
+
+@pytest.mark.parametrize("bits,full", [(8, False), (8, True), (10, False)])
+def test_cpu_codes_match_float_finish_then_conversion(bits, full):
+    """The fused finish (code scale folded in, rounding on store) gives the codes of the float finish
+    followed by CodeRange.c_from_unit, up to float rounding at .5."""
+    from filmcolor.color import CodeRange
+    from filmcolor.video.chroma_cpu import finish_chroma_cv2, finish_codes_cv2
+
+    L, ab, lo, hi = _inputs(seed=3)
+    codes, dtype = CodeRange(bits, full), "uint8" if bits == 8 else "uint16"
+    args = (L[0, 0].numpy(), ab[0].numpy(), lo[0, 0].numpy(), hi[0, 0].numpy(), BT709)
+    want = codes.c_from_unit(torch.from_numpy(finish_chroma_cv2(*args))).numpy()
+    got = finish_codes_cv2(*args, codes, dtype)
+    _, _, low, high = codes.c_affine()
+    for c in range(2):
+        assert got[c].dtype == np.dtype(dtype) and got[c].shape == (72, 120)
+        diff = np.abs(got[c].astype(np.int64) - want[c].astype(np.int64))
+        assert diff.max() <= 1 and diff.mean() < 1e-3
+        assert got[c].min() >= low and got[c].max() <= high
