@@ -179,12 +179,17 @@ def train(
     hint_points: float = typer.Option(0.35, min=0.0, max=0.8, metavar="X", help="With --guidance: share of samples with simulated point hints (dense references take 0.2, the automatic task the rest)."),
 ) -> None:
     """Train (or resume) a generator: pre-train G, pre-train the critic, short GAN phase."""
-    from .train import TrainConfig, Trainer
+    from .train.choices import AB_LOSSES, ADV_LOSSES, REBALANCED_AB_LOSSES
 
-    check_choice(adv_loss, ("bce", "lsgan", "hinge"), "--adv-loss")
-    check_choice(ab_loss, ("l1", "de94"), "--ab-loss")
+    check_choice(adv_loss, ADV_LOSSES, "--adv-loss")
+    check_choice(ab_loss, AB_LOSSES, "--ab-loss")
+    if rebalance > 0 and ab_loss not in REBALANCED_AB_LOSSES:
+        raise UsageError(f"--rebalance weights the l1 pixel loss only; --ab-loss {ab_loss} has no rebalanced form "
+                         "(leave --rebalance at 0)")
     check_choice(device, ("cpu", "cuda"), "--device")
     _check_train_inputs(data, val, architecture)
+    from .train import TrainConfig, Trainer
+
     kwargs = {"pretrained": pretrained} if architecture == "sagan-unet" else {}
     if init_weights or resume_from:
         kwargs = {**kwargs, "pretrained": False, "sn": False} if architecture == "sagan-unet" else kwargs

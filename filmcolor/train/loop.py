@@ -27,6 +27,7 @@ from .checkpoint import has_module, load_checkpoint, save_checkpoint
 from .critic import PatchGAN
 from .data import BatchStream, LabImages
 from .hints import guidance_modes
+from .choices import AB_LOSSES, REBALANCED_AB_LOSSES
 from .losses import (AdversarialLoss, FeatureLoss, ab_prior, colour_balance, delta_e94_ab, l1_ab, l1_ab_weighted,
                      rebalance_table)
 
@@ -126,6 +127,10 @@ class Trainer:
             self.D = self.D.to(memory_format=torch.channels_last)
         self.feature = FeatureLoss().to(self.device) if cfg.feature_weight > 0 else None
         self.adv = AdversarialLoss(cfg.adv_loss, cfg.real_label)
+        if cfg.ab_loss not in AB_LOSSES:
+            raise ValueError(f"unknown pixel loss {cfg.ab_loss!r}; choose from {AB_LOSSES}")
+        if cfg.rebalance > 0 and cfg.ab_loss not in REBALANCED_AB_LOSSES:
+            raise ValueError(f"rebalance weights the l1 pixel loss only, not {cfg.ab_loss!r}")
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         self.step = 0

@@ -14,6 +14,8 @@ from ..color import lab_to_rgb
 from ..models.effnet_lite import EfficientNetLite0Encoder
 from ..models.layers import AB_SCALE
 
+from .choices import ADV_LOSSES
+
 
 def l1_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute a,b error on the [-1, 1] scale (so pix2pix's lambda = 100 applies)."""
@@ -101,7 +103,7 @@ class AdversarialLoss:
     ``real_label`` < 1 gives one-sided label smoothing (Salimans et al. 2016): only real targets move.
     """
 
-    KINDS = ("bce", "lsgan", "hinge")
+    KINDS = ADV_LOSSES
 
     def __init__(self, kind: str = "bce", real_label: float = 0.9) -> None:
         if kind not in self.KINDS:

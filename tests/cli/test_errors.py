@@ -78,6 +78,7 @@ def test_help_follows_cli_conventions():
     (["train", "{dir}", "--out", "{dir}/run"], ["no images in"]),
     (["train", "{dir}", "--out", "{dir}/run", "--adv-loss", "wgan"], ["--adv-loss", "hinge"]),
     (["train", "{dir}", "--out", "{dir}/run", "--ab-loss", "l2"], ["--ab-loss", "de94"]),
+    (["train", "{dir}", "--out", "{dir}/run", "--ab-loss", "de94", "--rebalance", "0.1"], ["--rebalance", "l1"]),
     (["train", "{dir}", "--out", "{dir}/run", "--device", "tpu"], ["--device", "cuda"]),
 ])
 def test_usage_errors(clip, args, needles):
@@ -96,7 +97,9 @@ def test_usage_errors_import_no_heavy_library(clip):
                  ["colorize", str(clip.parent / "missing.mp4"), str(clip.parent / "o.mp4")],
                  ["colorize", str(clip), str(clip.parent / "o.mp4"), "--start", "30"],
                  ["colorize", str(clip), str(clip.parent / "o.mp4"), "--preset", "turbo"],
-                 ["colorize", str(clip), str(clip.parent / "no" / "o.mp4")]):
+                 ["colorize", str(clip), str(clip.parent / "no" / "o.mp4")],
+                 ["train", str(clip.parent), "--out", str(clip.parent / "run"), "--adv-loss", "wgan"],
+                 ["train", str(clip.parent), "--out", str(clip.parent / "run"), "--ab-loss", "de94", "--rebalance", "1"]):
         r = run_cli(*argv, env={"PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "200"})
         imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
         assert imported, r.stderr[-500:]
