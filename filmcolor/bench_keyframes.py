@@ -5,7 +5,8 @@
 Each colour clip is made grey (ffmpeg), colorized with every setting (lossless FFV1, so the codec adds
 nothing) and scored against the colour original with :func:`filmcolor.video_metrics.evaluate_video`:
 CIEDE2000, PSNR, warp error, CDC. A setting ``N:MODE`` also sets the smoothing (``8:stream`` is the bench's
-fast mode), so a mode is compared with every-frame inference at the default smoothing. Prints per clip and
+fast mode) and ``N:MODE:SIZE`` the render size too (``8:stream:192``), so a mode is compared with
+every-frame inference at the default smoothing and render size. Prints per clip and
 the mean over clips, with the difference to ``all``, the share of frames the model ran on and the colorize
 time; ``--json PATH`` writes the rows.
 """
@@ -41,9 +42,10 @@ def run(clips: list[Path], settings: list[str], *, model: str = "default", engin
     with tempfile.TemporaryDirectory() as tmp:
         greys = [make_grey(c, Path(tmp) / f"{c.stem}.grey.mp4", max_frames) for c in clips]
         for setting in settings:
-            keyframes, _, own_smoothing = setting.partition(":")  # "8:stream": keyframes 8, causal smoothing
+            # "8:stream": keyframes 8, causal smoothing; "8:stream:192": and the model at 192 px
+            keyframes, own_smoothing, size = (setting.split(":") + ["", ""])[:3]
             col = Colorizer(ColorizerOptions(model=model, engine=engine, smoothing=own_smoothing or smoothing,
-                                             keyframes=keyframes))
+                                             keyframes=keyframes, render_size=int(size) if size else None))
             for clip, grey in zip(clips, greys):
                 out = Path(tmp) / f"{clip.stem}.{setting}.mkv"
                 before, t0 = col.model_frames, time.perf_counter()
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("clips", nargs="+", type=Path, help="colour clips")
     ap.add_argument("--settings", default="all,auto,4,8",
                     help="comma-separated --keyframes values, each optionally :SMOOTHING (8:stream, 8:off) to "
-                         "override --smoothing; 'all' (with --smoothing) is the baseline")
+                         "override --smoothing and :SMOOTHING:SIZE (8:stream:192) the render size too; 'all' "
+                         "(with --smoothing) is the baseline")
     ap.add_argument("--model", default="default")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--smoothing", default="window")

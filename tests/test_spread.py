@@ -100,3 +100,17 @@ def test_hint_evaluation_runs_the_model_once_per_picture(tmp_path):
     rows = evaluate_hints(Predictor(infer=infer, render_size=64), tmp_path, (0, 2, 10))
     assert calls == [False, False]                       # one automatic run per picture, for all counts
     assert rows[2]["psnr"] > rows[1]["psnr"] > rows[0]["psnr"]  # more truth revealed, closer to it
+
+
+def test_reach_steps_one_per_scale_and_none_means_plain_reach():
+    import pytest
+
+    L, ab = torch.full((1, 1, 32, 64), 50.0), torch.zeros(1, 2, 32, 64)
+    hint, mask = _patch(32, 64, 12, 10, (30.0, -20.0))
+    scales = (0.5, 0.06)
+    plain = spread_guidance(L, ab, hint, mask, scales=scales, reach_steps=None)
+    assert torch.equal(plain, spread_guidance(L, ab, hint, mask, scales=scales, reach_steps=(1.0, 1.0)))
+    shy = spread_guidance(L, ab, hint, mask, scales=scales, reach_steps=(1.0, 3.0))
+    assert not torch.equal(plain, shy)  # the factor reaches the finest level
+    with pytest.raises(ValueError, match="one factor per scale"):
+        spread_guidance(L, ab, hint, mask, scales=scales, reach_steps=(1.0,))
