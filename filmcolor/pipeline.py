@@ -2,7 +2,8 @@
 
 Three stages overlap: decoding in a :class:`~filmcolor.video.threads.Prefetch` thread that owns the input,
 the colorizer in the calling thread, each frame's chroma finish and its encoding in a
-:class:`~filmcolor.video.threads.WriteBehind` thread;
+:class:`~filmcolor.video.threads.WriteBehind` thread (the finish moves to the calling thread while the
+encoder's queue is half full: then the encoder is the bottleneck, as in the fast mode);
 bounded queues keep memory flat whatever the film's length. The output's luma plane is the input's, bit
 for bit; timestamps, rotation and colour tags are carried over; the file appears only when complete.
 """
@@ -116,6 +117,8 @@ class _Run:
             if self.span is not None and not self.span.emits(frame.pts):
                 continue  # warm-up or look-ahead frame of a segment
             self.frames_out += 1
+            if writer.backlog * 2 >= writer.size:
+                finish = _done(finish())  # the encoder is behind: finish the chroma here instead
             writer.put(("c", (frame, y, finish)))
 
     def _write(self, item: tuple[str, object]) -> None:
@@ -126,6 +129,11 @@ class _Run:
             frame, y, finish = obj
             kind, obj = "v", self.sink.video_frame(frame, y, *finish())
         self.sink.write((kind, obj))
+
+
+def _done(planes: tuple) -> Callable[[], tuple]:
+    """A chroma finish already run: returns its planes."""
+    return lambda: planes
 
 
 def _decoded(items: Iterable, src: Path) -> Iterator:

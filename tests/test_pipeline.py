@@ -173,3 +173,34 @@ def test_webm_output_converts_aac_audio_to_opus(colorizer, tmp_path):
     assert any("converted to libopus" in w for w in res["warnings"])
     with av.open(str(dst)) as c:
         assert c.streams.audio[0].codec_context.name == "opus" and c.streams.video[0].codec_context.name == "vp9"
+
+
+@pytest.mark.parametrize("backlog,finished_here", [(0, False), (3, False), (4, True), (8, True)])
+def test_chroma_finish_moves_to_the_colorizing_thread_when_the_encoder_is_behind(backlog, finished_here):
+    """With the encoding thread's queue half full the frame's finish runs where the frames are made (the
+    encoder is the bottleneck); otherwise it is left to the encoding thread. The planes are the same."""
+    import threading
+
+    from filmcolor.pipeline import _Run
+
+    class Writer:
+        size = 8
+
+        def __init__(self):
+            self.backlog, self.items = backlog, []
+
+        def put(self, item):
+            self.items.append(item)
+
+    ran_in = []
+
+    def finish():
+        ran_in.append(threading.current_thread().name)
+        return "cb", "cr"
+
+    run = _Run(stream=None, sink=None, span=None, progress=None, total=None)
+    w = Writer()
+    run._emit([(("frame", "y"), finish)], w)
+    (kind, (frame, y, deferred)), = w.items
+    assert (kind, frame, y) == ("c", "frame", "y") and bool(ran_in) == finished_here
+    assert deferred() == ("cb", "cr") and len(ran_in) == 1

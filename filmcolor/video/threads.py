@@ -121,6 +121,16 @@ class WriteBehind(Generic[T]):
         """Queue ``item``; raises the consumer's exception if it has failed."""
         self._send(("item", item))
 
+    @property
+    def backlog(self) -> int:
+        """Items queued and not yet taken by the consumer (approximate, as ``queue.Queue.qsize``)."""
+        return self._q.qsize()
+
+    @property
+    def size(self) -> int:
+        """The most items :meth:`put` queues before it waits."""
+        return self._q.maxsize
+
     def close(self) -> None:
         """Consume what is queued, run ``finish``, wait; raises the consumer's exception if it failed."""
         self._end(finish=True)
