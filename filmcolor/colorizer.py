@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .color import YCbCrMatrix, luma_to_lab_l_lut
-from .cpu import torch_threads
+from .cpu import opencv_threads, torch_threads
 from .inference import FramePredictor, Guidance, Predictor, finish_codes, predict_ab
 from .models import load_model
 from .render import DEFAULT_RENDER_SIZE, render_shape
@@ -65,6 +65,12 @@ class Colorizer:
 
         self.keyframes = KeyframePolicy.parse(self.options.keyframes)
         self.model_frames = 0  # frames the engine has run on (keyframe inference skips some)
+
+    def streaming_threads(self):
+        """The thread setting of a run that streams frames through this colorizer (the file pipeline, the
+        pipe): OpenCV on one thread on a CPU (:func:`~filmcolor.cpu.opencv_threads`), unchanged elsewhere.
+        Process-wide, so it covers the runner's decoding and encoding threads too."""
+        return opencv_threads(1 if self.device.type == "cpu" else None)
 
     def describe(self) -> str:
         return f"{self.config.name} @ {self.render_size}px on {self.engine.describe()}"

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from .cpu import opencv_threads
 from .errors import FormatError
 from .fs import check_paths
 from .video.sink import EncodeOptions, FrameSink
@@ -54,7 +53,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: "Colorizer", *, 
     except BaseException:
         source.close()
         raise
-    with sink, opencv_threads(1 if colorizer.device.type == "cpu" else None):
+    with sink, colorizer.streaming_threads():
         stream = colorizer.stream(source.width, source.height, sink.layout, sink.matrix)
         guide = None
         if guidance:

@@ -22,7 +22,6 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Callable, Iterator, Option
 import numpy as np
 import typer
 
-from filmcolor.cpu import opencv_threads
 from filmcolor.errors import FormatError
 from filmcolor.video.threads import Prefetch, WriteBehind
 
@@ -119,7 +118,7 @@ def run_pipe(src: IO[bytes], dst: IO[bytes], spec: PipeSpec, colorizer: "Coloriz
     t0 = time.monotonic()
     frames, cut_short = 0, None
     # stdin is the process's, not ours: the reader may sit in a read() that never returns, so do not wait for it
-    with opencv_threads(1 if colorizer.device.type == "cpu" else None), \
+    with colorizer.streaming_threads(), \
             Prefetch(lambda: read_frames(src, frame_bytes, describe), size=queue_size, name="filmcolor-pipe-read",
                      join_timeout=0.5) as inbox, \
             WriteBehind(lambda planes: write_frame(dst, planes), size=queue_size, name="filmcolor-pipe-write") as writer:

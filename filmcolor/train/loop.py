@@ -24,10 +24,10 @@ import torch
 
 from ..models import ModelConfig, create_model, save_model
 from .checkpoint import has_module, load_checkpoint, save_checkpoint
+from .choices import AB_LOSSES, REBALANCED_AB_LOSSES
 from .critic import PatchGAN
 from .data import BatchStream, LabImages
 from .hints import guidance_modes
-from .choices import AB_LOSSES, REBALANCED_AB_LOSSES
 from .losses import (AdversarialLoss, FeatureLoss, ab_prior, colour_balance, delta_e94_ab, l1_ab, l1_ab_weighted,
                      rebalance_table)
 

@@ -13,7 +13,6 @@ from torch import nn
 from ..color import lab_to_rgb
 from ..models.effnet_lite import EfficientNetLite0Encoder
 from ..models.layers import AB_SCALE
-
 from .choices import ADV_LOSSES
 
 

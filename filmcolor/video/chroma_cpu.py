@@ -58,8 +58,8 @@ def finish_codes_cv2(L: np.ndarray, ab: np.ndarray, guide_lo: np.ndarray, guide_
 
     The code mapping is affine, so its scale goes into the Cb/Cr weights and its offset into the
     upsampled residual, and the last addition rounds and saturates as it stores (OpenCV's
-    ``saturate_cast``: round half to even, like torch's ``round``): at 720p 25% less time than the
-    float finish followed by the conversion (the encoding thread's share of a frame, ~1.3 ms of 5.2).
+    ``saturate_cast``: round half to even, like torch's ``round``): at 720p (256x448 to 640x360) 4.5 ms
+    of one core against 5.1 for the float finish followed by the conversion.
     Codes agree with that path except where float rounding puts a value on the other side of .5."""
     scale, offset, lo, hi = codes.c_affine()
     depth = {"uint8": cv2.CV_8U, "uint16": cv2.CV_16U}[np.dtype(dtype).name]
