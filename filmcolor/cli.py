@@ -23,8 +23,10 @@ from .cli_checks import (check_keyframes, check_output_not_folder, check_picture
                          check_start_inside, check_times)
 from .cli_common import (DeviceOpt, EngineOpt, JsonOpt, ModelOpt, OverwriteOpt, RenderOpt, SaturationOpt, _check_smoothing,
                          _colorizer, _console, _options, _write_json, app)
+from . import startup
 from .errors import UsageError
 from .fs import atomic_write_bytes
+
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -291,6 +293,7 @@ def _on_sigterm(signum, frame) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Entry point of the ``filmcolor`` console script."""
+    startup.begin()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (background jobs)
     sys.exit(run_app(app, argv))

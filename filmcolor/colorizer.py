@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .color import YCbCrMatrix, luma_to_lab_l_lut
+from . import startup
 from .cpu import opencv_threads, torch_threads
 from .inference import FramePredictor, Guidance, Predictor, finish_codes, predict_ab
 from .models import load_model
@@ -65,6 +66,7 @@ class Colorizer:
 
         self.keyframes = KeyframePolicy.parse(self.options.keyframes)
         self.model_frames = 0  # frames the engine has run on (keyframe inference skips some)
+        startup.settled()  # the heavy start-up is over (console script only)
 
     def streaming_threads(self):
         """The thread setting of a run that streams frames through this colorizer (the file pipeline, the
