@@ -28,7 +28,6 @@ from .errors import UsageError
 from .fs import atomic_write_bytes
 
 
-
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     """Pairs (input, output): one file, or every still/video of a folder into an output folder."""
     from .video.formats import STILL_SUFFIXES

@@ -106,9 +106,10 @@ def spread_guidance(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask:
         raise ValueError(f"reach_steps needs one factor per scale ({len(scales)}), got {len(steps)}")
     if not bool((mask > 0).any()):
         return ab
-    corners = _corners(L.to(ab.device, ab.dtype), ab if sigma_ab is not None else None, sigma_r, sigma_ab or SIGMA_AB)
+    L, hint, mask = (t.to(ab.device, ab.dtype) for t in (L, hint, mask))  # moved and checked once, not per level
+    corners = _corners(L, ab if sigma_ab is not None else None, sigma_r, sigma_ab or SIGMA_AB)
     for sigma_s, step in zip(scales, steps):  # the range axes do not change over the cascade: corners made once
-        ab = spread_once(L, ab, hint, mask, sigma_s=sigma_s, reach=reach * step, corners=corners)
+        ab = _spread_level(L, ab, hint, mask, sigma_s, reach * step, corners)
     return ab
 
 
@@ -131,13 +132,20 @@ def spread_once(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: tor
     ``sigma_r`` and ``sigma_ab`` in Lab units, ``reach`` a confidence mass. Where the mask is 0
     everywhere the result equals ``ab``. ``corners``: the range axes' :func:`_corners`, when already made.
     """
-    n, _, h, w = ab.shape
     mask = mask.to(ab.device, ab.dtype)
     if not bool((mask > 0).any()):
         return ab
     hint, L = hint.to(ab.device, ab.dtype), L.to(ab.device, ab.dtype)
     if corners is None:
         corners = _corners(L, None if guide is None else guide.to(ab.device, ab.dtype), sigma_r, sigma_ab)
+    return _spread_level(L, ab, hint, mask, sigma_s, reach, corners)
+
+
+def _spread_level(L: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor, sigma_s: float,
+                  reach: float, corners) -> torch.Tensor:
+    """:func:`spread_once` on inputs already on ``ab``'s device and dtype, with some guidance, and the range
+    axes' corners made."""
+    n, _, h, w = ab.shape
     cells, r_idx, r_w = corners                                   # [K,N,h,w]
     sigma_px = sigma_s * min(h, w)
     f = max(1, int(sigma_px / CELL))                              # grid cell, render pixels
