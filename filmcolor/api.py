@@ -79,7 +79,7 @@ def colorize_frames(frames: Iterable[np.ndarray], *, colorizer: Colorizer | None
     Temporal smoothing runs across the stream (causal by default, so a frame is returned as soon as the
     next one arrives); frames must all have the same size. ``references={frame index: RGB array or
     image path}`` colours those frames and carries them forward and backward through their shots (at
-    most ``horizon`` frames each way; frames near a reference are held back until its window has arrived,
+    most ``horizon`` frames each way; frames before a reference are held back until it has arrived,
     see :class:`~filmcolor.temporal.frame_references.FrameReferences`).
     """
     c = colorizer or Colorizer(ColorizerOptions(**options))

@@ -19,7 +19,7 @@ import torch
 from .color import YCbCrMatrix, luma_to_lab_l_lut
 from . import startup
 from .cpu import opencv_threads, torch_threads
-from .inference import FramePredictor, Guidance, Predictor, finish_codes, predict_ab
+from .inference import FramePredictor, Guidance, GuidanceSource, Predictor, finish_codes, predict_ab
 from .models import load_model
 from .render import DEFAULT_RENDER_SIZE, render_shape
 from .video.formats import PlanarYUV
@@ -159,11 +159,11 @@ class ChromaStream:
         """Scene cut known to the caller: forget temporal state."""
         self.frames.reset()
 
-    def push(self, y: np.ndarray, tag: Any = None, guidance: Guidance = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    def push(self, y: np.ndarray, tag: Any = None, guidance: GuidanceSource = None) -> list[tuple[Any, np.ndarray, np.ndarray]]:
         """Queue the luma plane ``y`` ``[H,W]`` (integer codes of the layout's depth); optional guidance."""
         return [(tag, *finish()) for tag, finish in self.push_deferred(y, tag, guidance)]
 
-    def push_deferred(self, y: np.ndarray, tag: Any = None, guidance: Guidance = None) -> list[tuple[Any, Finish]]:
+    def push_deferred(self, y: np.ndarray, tag: Any = None, guidance: GuidanceSource = None) -> list[tuple[Any, Finish]]:
         """:meth:`push` with each ready frame's chroma finish left to do: ``[(tag, finish), ...]``, where
         ``finish()`` returns ``(cb, cr)``. The file pipeline runs it in its encoding thread, so on two
         cores the finish of one frame overlaps the flow and model of the next. Call each in order, once."""
@@ -185,7 +185,7 @@ class ChromaStream:
         src = y_hi if (self.cw >= self.rw and self.ch >= self.rh) else y
         return cv2.resize(src, (self.rw, self.rh), interpolation=cv2.INTER_AREA), y_hi
 
-    def _push(self, y: np.ndarray, tag: Any, guidance: Guidance) -> list[tuple[Any, Finish]]:
+    def _push(self, y: np.ndarray, tag: Any, guidance: GuidanceSource) -> list[tuple[Any, Finish]]:
         y_lo, y_hi = self._downscale(y)
         L = torch.from_numpy(self.lut[y_lo])[None]
         self._waiting.append((tag, L, y_lo, y_hi))

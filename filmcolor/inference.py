@@ -17,7 +17,7 @@ Luma is never touched here: callers keep the source's own Y' plane.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -31,6 +31,17 @@ Infer = Callable[[torch.Tensor], torch.Tensor]
 
 Guidance = Optional[tuple[torch.Tensor, torch.Tensor]]
 """``(hint_ab [N,2,h,w] Lab units, mask [N,1,h,w] in [0,1])`` at render size; None = automatic."""
+
+GuidanceSource = Union[Guidance, Callable[..., Guidance]]
+"""What a stream's ``push`` takes: the guidance itself, or a resolver ``(L [1,1,h,w], motion) -> Guidance``
+that makes it on the frame (a reference carried forward on the stream's own flow,
+:class:`~filmcolor.temporal.references.ReferenceGuide`): call it once per frame, in push order."""
+
+
+def resolve_guidance(guidance: GuidanceSource, L: torch.Tensor, motion: object = None) -> Guidance:
+    """A frame's guidance from what was pushed with it: a resolver runs on the frame's L ``[1,1,h,w]`` and
+    ``motion`` (a :class:`~filmcolor.temporal.motion.Motion`; None: the resolver tracks motion itself)."""
+    return guidance(L, motion) if callable(guidance) else guidance
 
 
 @dataclass(frozen=True)
@@ -198,8 +209,8 @@ class FramePredictor:
     def latency(self) -> int:
         return (self.temporal.latency if self.temporal is not None else 0) + self.batch - 1
 
-    def push(self, L: torch.Tensor, guidance: Guidance = None) -> list[torch.Tensor]:
-        self._pending.append((L, guidance))
+    def push(self, L: torch.Tensor, guidance: GuidanceSource = None) -> list[torch.Tensor]:
+        self._pending.append((L, resolve_guidance(guidance, L.reshape(1, 1, *L.shape[-2:]).to(self.p.device))))
         return self._run() if len(self._pending) >= self.batch else []
 
     def flush(self) -> list[torch.Tensor]:

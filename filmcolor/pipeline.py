@@ -60,7 +60,7 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: "Colorizer", *, 
             from .temporal.references import open_guide
 
             guide = open_guide(guidance, src, source.stream, (source.height, source.width), stream.render_hw,
-                               lambda f: stream.render_L(sink.luma(f)), last_pts=source.end_pts)
+                               lambda f: stream.render_L(sink.luma(f)))
         run = _Run(stream, sink, span, progress, source.total, guide)
         with Prefetch(source.items, owns=source, size=queue_size, name="filmcolor-decode") as items:
             run.through(_decoded(items, src), queue_size)

@@ -103,8 +103,8 @@ def run_pipe(src: IO[bytes], dst: IO[bytes], spec: PipeSpec, colorizer: "Coloriz
     """Colorize raw frames from ``src`` into ``dst`` until the end of ``src``; returns a summary dict.
 
     ``references``: {frame index: RGB uint8 array or image path}, carried through their shots
-    (:class:`~filmcolor.temporal.frame_references.ReferencedStream`: frames near one are held back until its
-    window has arrived, at most the horizon of 90 frames).
+    (:class:`~filmcolor.temporal.frame_references.ReferencedStream`: frames before one are held back until
+    it has arrived, at most the horizon of 90 frames).
 
     Raises :class:`~filmcolor.errors.FormatError` (one-line message) for a cut-short last frame,
     an empty input or a closed output, after writing every complete frame it could.

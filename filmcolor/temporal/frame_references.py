@@ -2,7 +2,7 @@
 (:func:`filmcolor.api.colorize_frames`), ``filmcolor pipe --reference fN=IMAGE`` and the OpenCV filter.
 
 The carrying is :class:`~.references.ReferenceGuide`'s; here frames near a reference are held back
-until its window has arrived (:class:`FrameReferences`), and :class:`ReferencedStream` puts that in
+until the reference has arrived (:class:`FrameReferences`), and :class:`ReferencedStream` puts that in
 front of a chroma stream.
 """
 
@@ -21,9 +21,10 @@ from .references import DEFAULT_HORIZON, ReferenceGuide, _Clip, _Key, _u8, parse
 class FrameReferences:
     """References by frame index for a stream of frames (:func:`filmcolor.api.colorize_frames`).
 
-    There is no file to look ahead in, so frames are held back: a frame within ``horizon`` frames of a
-    reference is released once the reference's whole window (``horizon`` frames past it) has arrived, or
-    the stream ends. Memory: at most ``2*horizon+1`` held frames (the caller's arrays) plus their uint8 L.
+    There is no file to look ahead in, so frames are held back: a frame up to ``horizon`` frames before a
+    reference is released once the reference has arrived (its backward carry needs it), or the stream
+    ends; frames after it get it forward, inside the stream. Memory: at most ``horizon+1`` held frames
+    (the caller's arrays) plus their uint8 L.
     ``push(i, L, item)`` returns ``[(item, guidance), ...]`` ready in order; ``flush()`` the rest.
     """
 
@@ -39,7 +40,9 @@ class FrameReferences:
         return [(i, u8) for i, u8, _ in self._held if lo <= i <= hi]
 
     def _ready(self, j: int) -> bool:
-        return all(abs(r - j) > self.horizon or r + self.horizon <= self._last for r in self.key_idx)
+        """Frame ``j`` may go once every reference up to ``horizon`` frames after it has arrived (the
+        backward carry needs it; references before ``j`` reach it forward, inside the stream)."""
+        return all(not j < r <= j + self.horizon or r <= self._last for r in self.key_idx)
 
     def push(self, index: int, L: np.ndarray, item: object) -> list[tuple[object, object]]:
         self._held.append((index, _u8(L), item))
@@ -91,7 +94,7 @@ class ReferencedStream:
     frames get the guidance of frame-indexed ``references`` ({index: RGB uint8 array or image path}),
     for streams with no file to look ahead in: the frame API, ``filmcolor pipe``, the OpenCV filter.
 
-    Frames within ``horizon`` of a reference are held back until its window has arrived
+    Frames up to ``horizon`` before a reference are held back until it has arrived
     (:class:`FrameReferences`); without references this is the stream itself, frame for frame.
     """
 

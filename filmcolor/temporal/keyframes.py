@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..inference import confident_share, keep_guidance, predict_ab
+from ..inference import confident_share, keep_guidance, predict_ab, resolve_guidance
 from .motion import Motion
 from .propagate import DEFAULT_DECAY, Propagator
 
@@ -234,7 +234,7 @@ class KeyframePredictor:
         with torch.inference_mode():
             L = L.reshape(1, 1, *L.shape[-2:]).to(self.p.device)
             motion = self.tracker(L)
-            ab = self.inference(L, motion, guidance)
+            ab = self.inference(L, motion, resolve_guidance(guidance, L, motion))
             if self.temporal is None:
                 return [ab[0]]
             if not self._motion_aware:

@@ -79,18 +79,38 @@ def test_parse_time_forms():
             parse_time(bad)
 
 
-def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_model_path):
+def _drive(guide, clip: Path, stream, first: int = 0) -> dict[int, object]:
+    """Guidance per pts, as a stream gets it: ``at(pts)`` then its resolver on the frame's L (no motion
+    given: the guide tracks motion itself, as under ``--keyframes all``). Frames before ``first`` are skipped,
+    as a run starting there (a segment, ``--start``) never decodes them."""
+    import av
+
+    got = {}
+    with av.open(str(clip)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i < first:
+                continue
+            L = torch.from_numpy(stream.render_L(f.to_ndarray(format="gray")))[None, None]
+            resolve = guide.at(int(f.pts))
+            got[int(f.pts)] = None if resolve is None else resolve(L, None)
+    return got
+
+
+def _guide(clip: Path, key: Path, stream):
     import av
 
     from filmcolor.temporal.references import ClipGuidance, open_guide
 
+    with av.open(str(clip)) as c:
+        return open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, c.streams.video[0], (H, W), stream.render_hw,
+                          lambda f: stream.render_L(f.to_ndarray(format="gray")))
+
+
+def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_model_path):
     clip, key = cut_clip
     stream = _stream_for(tiny_model_path)
-    with av.open(str(clip)) as c:
-        v = c.streams.video[0]
-        guide = open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, v, (H, W), stream.render_hw,
-                           lambda f: stream.render_L(f.to_ndarray(format="gray")))
-        got = {int(f.pts): guide.at(int(f.pts)) for f in c.decode(v)}
+    guide = _guide(clip, key, stream)
+    got = _drive(guide, clip, stream)
     pts = sorted(got)
     conf = [None if got[p] is None else float(got[p][1].mean()) for p in pts]
     assert conf[KEY] > 0.9                                   # the reference's own frame
@@ -99,34 +119,55 @@ def test_reference_guide_carries_both_ways_within_the_shot_only(cut_clip, tiny_m
     assert all(c is None for c in conf[CUT:])                # nothing crosses the cut
     a_carried = [float(got[p][0][0, 0].mean()) for p in pts[:CUT]]
     assert max(a_carried) < -15                              # the reference's green, carried
-    assert guide.peak_frames <= 2 * guide.horizon + 1
+    assert guide.peak_frames <= guide.horizon + 1            # only the backward part is stored
 
 
-def test_guide_stops_carrying_at_the_runs_end_and_changes_no_earlier_frame(cut_clip, tiny_model_path):
-    """``last_pts`` (a segment's or --end's end) cuts the forward carry's decoding, never a frame's guidance."""
+def test_pre_pass_decodes_only_up_to_the_key_and_a_late_start_is_seeded(cut_clip, tiny_model_path):
+    """The pre-pass covers the frames before a key (forward, the stream carries it); a run that starts
+    after the key (a segment, ``--start``) gets the key carried up to its first frame, then on."""
+    clip, key = cut_clip
+    stream = _stream_for(tiny_model_path)
+    guide = _guide(clip, key, stream)
+    windows = []
+    decode = guide._decode_window
+    guide._decode_window = lambda lo, hi: windows.append((lo, hi)) or decode(lo, hi)  # type: ignore[method-assign]
+    full = _drive(guide, clip, stream)
+    pts = sorted(full)
+    assert windows == [(pts[0], pts[KEY])]                    # one backward pre-pass, from frame 0 to the key
+
+    late = _guide(clip, key, stream)
+    windows.clear()
+    decode = late._decode_window
+    late._decode_window = lambda lo, hi: windows.append((lo, hi)) or decode(lo, hi)  # type: ignore[method-assign]
+    got = _drive(late, clip, stream, first=KEY + 2)
+    assert windows == [(pts[KEY], pts[KEY + 2])]              # forward from the key to the run's first frame
+    for p in pts[KEY + 2:CUT]:
+        assert got[p] is not None and float(got[p][1].mean()) > 0.5 and float(got[p][0][0, 0].mean()) < -15
+    assert all(got[p] is None for p in pts[CUT:])
+
+
+def test_resolver_follows_the_streams_motion(cut_clip, tiny_model_path):
+    """Given the stream's own motion (keyframe inference's tracker), the forward carry steps on its flow
+    and stops where the stream sees a new shot."""
     import av
 
-    from filmcolor.temporal.references import ClipGuidance, open_guide
+    from filmcolor.temporal.motion import FLOW_SCALE, MotionTracker
 
     clip, key = cut_clip
     stream = _stream_for(tiny_model_path)
+    guide, tracker = _guide(clip, key, stream), MotionTracker(scale=FLOW_SCALE)
+    conf = []
     with av.open(str(clip)) as c:
-        v = c.streams.video[0]
-        frames = [int(f.pts) for f in c.decode(v)]
-        to_L = lambda f: stream.render_L(f.to_ndarray(format="gray"))  # noqa: E731
-        runs = {}
-        for last in (None, frames[KEY + 2]):
-            guide = open_guide(ClipGuidance(((f"f{KEY}", str(key)),)), clip, v, (H, W), stream.render_hw, to_L,
-                               last_pts=last)
-            decoded = []
-            window = guide._decode_window
-            guide._decode_window = lambda lo, hi: decoded.append(hi) or window(lo, hi)  # type: ignore[method-assign]
-            runs[last] = ([guide.at(p) for p in frames[:KEY + 3]], decoded)
-    (full, _), (cut, hi) = runs[None], runs[frames[KEY + 2]]
-    assert hi == [frames[KEY + 2]]                            # decoded up to the run's end only
-    for a, b in zip(full, cut):
-        assert (a is None) == (b is None)
-        assert a is None or (torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))
+        for i, f in enumerate(c.decode(video=0)):
+            L = torch.from_numpy(stream.render_L(f.to_ndarray(format="gray")))[None, None]
+            motion = tracker(L)
+            if i == KEY + 2:
+                motion = type(motion)(motion.index, True, False, None)   # the stream says: a new shot here
+            resolve = guide.at(int(f.pts))
+            g = None if resolve is None else resolve(L, motion)
+            conf.append(None if g is None else float(g[1].mean()))
+    assert all(c is not None and c > 0.5 for c in conf[:KEY + 2])
+    assert all(c is None for c in conf[KEY + 2:])            # nothing carried over the stream's new shot
 
 
 def test_colorize_api_reference_reaches_its_shot_and_not_the_next(cut_clip, tiny_model_path, tmp_path):
@@ -289,9 +330,11 @@ def test_referenced_stream_holds_frames_and_keeps_a_reset_in_its_place():
     s = ReferencedStream(rec, {2: ref}, (16, 24), horizon=2)
     frame = np.full((16, 24), 120, np.uint8)
     out = []
-    for i in range(3):
+    for i in range(2):
         out += s.push(frame, i)
-    assert out == [] and rec.calls == []       # frames 0-2 wait for the reference's window (frames 3, 4)
+    assert out == [] and rec.calls == []       # frames 0-1 wait for the reference (the backward carry)
+    out += s.push(frame, 2)
+    assert out == [0, 1, 2]                    # the reference's frame: the rest of its carry is forward
     s.reset()                                  # a cut before frame 3
     for i in range(3, 6):
         out += s.push(frame, i)
