@@ -168,7 +168,8 @@ def train(
     resume_from: Optional[Path] = typer.Option(None, metavar="STEM", help="Continue from a compact checkpoint (weights, step, clock; e.g. one committed by an earlier machine)."),
     compact: Optional[Path] = typer.Option(None, metavar="STEM", help="At the end, also write a compact resumable checkpoint (bf16 weights, no optimizer state) here."),
     degrade: float = typer.Option(0.5, min=0.0, max=1.0, metavar="X", help="Share of samples whose input gets archival degradations (grain, blur, fading, dust, ...)."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", metavar="", show_default="bf16 where the CPU has bf16 instructions", help="CPU: bfloat16 autocast (1.65x faster on AVX-512 BF16 CPUs, 8x slower on AVX2-only ones); CUDA always uses fp16 autocast."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", metavar="", show_default="bf16 where the CPU has bf16 instructions", help="CPU: bfloat16 autocast (1.65x faster on AVX-512 BF16 CPUs, 8x slower on AVX2-only ones); CUDA always uses bf16 autocast."),
+    workers: int = typer.Option(0, min=0, metavar="N", help="Batch-making worker processes (0: one thread, enough for 2 cores; a GPU needs about one per core)."),
     val_limit: int = typer.Option(60, min=1, metavar="N", help="Validation images per check."),
     rebalance: float = typer.Option(0.0, min=0.0, max=1.0, metavar="X", help="Weight rare (saturated) colours up in the L1 loss: 0 plain, 1 fully rebalanced (Zhang et al. 2016)."),
     balance_weight: float = typer.Option(0.0, min=0.0, metavar="X", help="Weight of a per-picture mean a,b term against colour casts."),
@@ -203,7 +204,7 @@ def train(
                       init_weights=init_weights, resume_from=str(resume_from) if resume_from else None,
                       degrade=degrade, bf16=bf16, val_limit=val_limit, rebalance=rebalance,
                       balance_weight=balance_weight, warmup=warmup, ema=ema, hint_points=hint_points,
-                      ab_loss=ab_loss, freeze_bn=freeze_bn)
+                      ab_loss=ab_loss, freeze_bn=freeze_bn, workers=workers)
     err = _console()
     trainer = Trainer(cfg, progress=None if quiet else (lambda r: err.print(json.dumps(r))))
     res = trainer.run()

@@ -57,7 +57,8 @@ class TrainConfig:
     critic_sn: bool = True
     channels_last: bool = True
     bf16: bool | None = None    # CPU autocast to bfloat16; None: where the CPU has bf16 instructions (fast_cpu_bf16)
-    device: str = "cpu"
+    device: str = "cpu"         # CUDA always autocasts to bfloat16 (no loss scaling needed, unlike fp16)
+    workers: int = 0            # batch-making processes (0: one thread, enough for 2 cores; a GPU needs many)
     minutes: float | None = None
     checkpoint_minutes: float = 5.0
     sample_every: int = 500
@@ -118,6 +119,8 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
         self.bf16 = fast_cpu_bf16() if cfg.bf16 is None else bool(cfg.bf16)
         torch.manual_seed(cfg.seed)
         self.G = create_model(cfg.architecture, **cfg.model_kwargs).to(self.device)
@@ -219,7 +222,7 @@ class Trainer:
 
     def _autocast(self):
         if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
+            return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
 
     def _generate(self, L, hint, mask):
@@ -276,9 +279,10 @@ class Trainer:
         cfg, phase = self.cfg, self.cfg.phase(self.step)
         torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout etc.: same on resume
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        L, ab = L.to(self.device, memory_format=fmt), ab.to(self.device, memory_format=fmt)
+        move = dict(memory_format=fmt, non_blocking=True)
+        L, ab = L.to(self.device, **move), ab.to(self.device, **move)
         if mask is not None:
-            hint, mask = hint.to(self.device, memory_format=fmt), mask.to(self.device, memory_format=fmt)
+            hint, mask = hint.to(self.device, **move), mask.to(self.device, **move)
         logs: dict = {"phase": phase}
         if phase == "pretrain":
             self._train_g()
@@ -340,7 +344,8 @@ class Trainer:
             self.ab_table = torch.from_numpy(rebalance_table(ab_prior(
                 im[..., 1:].astype(np.float32) - 128.0 for im in data.images[::4])))
         stream = BatchStream(data, cfg.batch_size, cfg.size, cfg.seed, start=self.step, degrade=cfg.degrade,
-                             guidance=self.guided, modes=guidance_modes(points=cfg.hint_points))
+                             guidance=self.guided, modes=guidance_modes(points=cfg.hint_points),
+                             workers=cfg.workers, pin_memory=self.device.type == "cuda")
         log = (self.out / "log.jsonl").open("a")
         start, last_ckpt = time.monotonic(), time.monotonic()
         base_elapsed, images, t_window = self.elapsed, 0, time.monotonic()
@@ -360,13 +365,14 @@ class Trainer:
                     log.flush()
                     if self.progress:
                         self.progress(rec)
-                if cfg.val and self.step % cfg.val_every == 0:
-                    rec = {"step": self.step, **self.validate(self.out / "samples" / f"val_{self.step:06d}.png")}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
+                if self.step % cfg.val_every == 0:
+                    if cfg.val:
+                        rec = {"step": self.step, **self.validate(self.out / "samples" / f"val_{self.step:06d}.png")}
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                        if self.progress:
+                            self.progress(rec)
                     self.export(f"step_{self.step:06d}")
-                    if self.progress:
-                        self.progress(rec)
                 if now - last_ckpt > cfg.checkpoint_minutes * 60:
                     self.save()
                     last_ckpt = now
