@@ -144,8 +144,9 @@ class BatchStream:
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         if self._loader is not None:
-            self.next_index += 1
-            return next(self._loader)
+            batch = next(self._loader)
+            self.next_index += 1  # counted once the batch is in hand, as the thread's path does
+            return batch
         while True:
             try:
                 batch = self._queue.get(timeout=0.5)
