@@ -73,6 +73,9 @@ def random_crop(lab: np.ndarray, size: int, rng: np.random.Generator, min_scale:
     return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
+WORKER_TIMEOUT_S = 300.0  # a worker silent this long raises instead of stalling a run for hours
+
+
 class BatchStream:
     """Iterates batches ``(L, ab, hint_ab, mask)`` from batch index ``start``, prepared ahead.
 
@@ -99,7 +102,7 @@ class BatchStream:
             self._loader = iter(torch.utils.data.DataLoader(
                 _Batches(self), batch_size=None, sampler=itertools.count(start), num_workers=workers,
                 prefetch_factor=prefetch, pin_memory=pin_memory, worker_init_fn=_one_thread,
-                multiprocessing_context="fork"))
+                multiprocessing_context="fork", timeout=WORKER_TIMEOUT_S))
             return
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._thread = threading.Thread(target=self._run, args=(start,), daemon=True)
@@ -181,9 +184,12 @@ class _Batches(torch.utils.data.Dataset):
 
 
 def _one_thread(_worker: int) -> None:
-    """Worker processes split the cores between them: one thread each for torch and OpenCV."""
+    """Worker processes split the cores between them: one thread each for torch and OpenCV.
+
+    OpenCV gets 0 (run sequentially, no pool), not 1: in a child forked from a parent whose OpenCV pool
+    had run, ``setNumThreads(1)`` rebuilds the pool and hangs (seen on 2 cores after other tests ran)."""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)
 
 
 def center_crop_multiple(lab: np.ndarray, multiple: int = 32) -> np.ndarray:

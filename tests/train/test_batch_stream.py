@@ -87,3 +87,27 @@ def test_worker_processes_yield_the_threads_batches_in_order():
             for x, y in zip(a, b):
                 assert torch.equal(x, y)
     assert not torch.equal(first(0, 0)[0][0], first(0, 4)[0][0])
+
+
+def test_worker_processes_start_after_opencv_threads_ran_in_the_parent():
+    """Regression: forked workers hung when the parent's OpenCV thread pool had run before (CI, 2 cores,
+    after the pipeline tests) and each worker set OpenCV to one thread. Run in a fresh process, bounded."""
+    import subprocess
+    import sys
+
+    script = """
+import cv2, numpy as np
+a = np.random.rand(1500, 1500).astype(np.float32)
+for _ in range(3):
+    cv2.GaussianBlur(a, (31, 31), 5); cv2.resize(a, (2000, 2000))   # the parent's pool runs
+from filmcolor.train.data import BatchStream
+class Noise:
+    images = [np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8) for i in range(5)]
+    def __len__(self): return 5
+s = BatchStream(Noise(), batch_size=3, size=32, seed=7, degrade=0.5, guidance=True, workers=2)
+print([tuple(next(s)[0].shape) for _ in range(3)][-1])
+s.close()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(3, 1, 32, 32)"
