@@ -329,8 +329,13 @@ class Trainer:
     def validate(self, grid: Path | None = None) -> dict:
         from ..evaluate import evaluate_images
 
-        rep = evaluate_images(self.infer, self.cfg.val, render_size=self.cfg.render_size, limit=self.cfg.val_limit,
-                              grid=grid, multiple=self.multiple)
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False  # val images come in many shapes: tuning each would cost more
+        try:
+            rep = evaluate_images(self.infer, self.cfg.val, render_size=self.cfg.render_size,
+                                  limit=self.cfg.val_limit, grid=grid, multiple=self.multiple)
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
         return {"val_" + k: v for k, v in rep.summary().items() if not isinstance(v, dict)} | {
             "val_ciede2000": rep.model["ciede2000"], "val_psnr": rep.model["psnr"],
             "val_colourfulness": rep.model["colourfulness"]}

@@ -244,3 +244,27 @@ def test_freeze_bn_keeps_running_statistics_while_weights_train(image_folder, tm
     moved = any(not torch.equal(a, m.running_mean) for a, m in zip(before, bns))
     assert moved != freeze                                    # statistics: kept only when frozen
     assert any(not torch.equal(a, p) for a, p in zip(weights, t.G.parameters()))  # weights train either way
+
+
+def test_validate_scores_the_val_folder_and_leaves_cudnn_benchmark_as_it_was(image_folder, tmp_path, monkeypatch):
+    """Validation runs with cuDNN benchmark off (val images come in many shapes) and restores the setting."""
+    import filmcolor.evaluate as evaluate
+
+    seen: list[bool] = []
+    score = evaluate.evaluate_images
+
+    def spy(*args, **kw):
+        seen.append(torch.backends.cudnn.benchmark)
+        return score(*args, **kw)
+
+    monkeypatch.setattr(evaluate, "evaluate_images", spy)
+    t = Trainer(cfg(image_folder, tmp_path, val=str(image_folder), val_limit=2))
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = True
+        rec = t.validate()
+        assert seen == [False] and torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+    assert {"val_ciede2000", "val_psnr", "val_colourfulness"} <= rec.keys()
+    assert all(np.isfinite(rec[k]) for k in ("val_ciede2000", "val_psnr", "val_colourfulness"))
