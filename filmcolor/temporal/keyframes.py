@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..inference import confident_share, keep_guidance, predict_ab, resolve_guidance
+from ..inference import confident_share, guidance_weight, keep_guidance, predict_ab, resolve_guidance
 from .motion import Motion
 from .propagate import DEFAULT_DECAY, Propagator
 
@@ -127,12 +127,15 @@ class KeyframeInference:
     @torch.no_grad()
     def __call__(self, L: torch.Tensor, motion: Motion, guidance: Any = None) -> torch.Tensor:
         """``guidance`` (hint a,b and mask, see :mod:`filmcolor.inference`) goes to ``infer(L, guidance)`` on
-        keyframes. Where guidance begins (the previous frame had none) the frame is a keyframe, unless the
-        guidance is confident almost everywhere (then the model's colour would be replaced anyway). On the
+        keyframes. Where the guidance is kept on almost all of the frame (``GUIDANCE_COVERS``: a carried
+        reference) the model does not run at all (:meth:`_covered`). Where guidance begins (the previous
+        frame had none) the frame is a keyframe. On the
         frames after, the policy decides as without guidance; between keyframes the carried colour is
         used with the guidance kept over it. Running the model on every guided frame (as before) made a
         reference cost 2.5x the automatic mode's time."""
         L = L.reshape(1, 1, *L.shape[-2:])
+        if guidance is not None and confident_share(guidance) >= GUIDANCE_COVERS:
+            return self._covered(L, guidance)
         self._since_key += 1
         carried = conf = None
         why = "shot" if not self._prop.active else self.policy.reason_before_carry(motion, self._since_key)
@@ -162,6 +165,22 @@ class KeyframeInference:
         if self.fill or guidance is not None:
             self._prop.update(carried)
         return carried
+
+
+    def _covered(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """A frame whose guidance is kept on (almost) all of it (a carried reference): the model's colour
+        would be replaced, so it does not run; the few pixels the guidance misses take their neighbours'
+        colour (:func:`fill_low_confidence`). The frame's colour is the carried state from here on, as a
+        keyframe's would be, without counting as one (no new span: the guidance is one continuous source)."""
+        hint, mask = (t.to(L.device, torch.float32) for t in guidance)
+        ab = fill_low_confidence(hint, guidance_weight(mask))
+        self._prop.start(L, ab)
+        self._since_key = 0
+        self._guided = True
+        self.last_was_key = False
+        self.stats["frames"] += 1
+        self.stats["guided_covered"] += 1
+        return ab
 
 
 def fill_low_confidence(ab: torch.Tensor, conf: torch.Tensor, scales: tuple[float, ...] = (1 / 16, 1 / 4),

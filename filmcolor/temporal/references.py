@@ -13,7 +13,7 @@ without a key stay automatic and nothing crosses a cut.
 Forward in the stream, backward by a pre-pass. A key is carried at most ``horizon`` frames each way (at
 the default decay, 0.97 per step, less than 7% confidence is left after 90 frames). Forward, the stream
 carries it: from the key's own frame on, each frame's resolver steps one propagator with a flow made here
-(DIS medium at half render size, ``CARRY_FLOW``/``CARRY_SCALE``: previous frame <- this one) checked
+(DIS medium at render size, ``CARRY_FLOW``/``CARRY_SCALE``: previous frame <- this one) checked
 against the stream's own reverse flow, and resets where the stream sees a new shot. Backward needs
 look-ahead: when the stream asks for the first frame of a key's backward window, a pre-pass decodes it
 (a second decoder on the same file, seeked) from the current frame up to the key only, keeps its
@@ -25,10 +25,14 @@ gets a forward pre-pass from the key to its first frame, which seeds the stream'
 
 Cost and quality of the forward carry's flow (first-frame reference, 60 frames, pedestrians and pillow,
 mean PSNR / last 10 frames / time per frame against the automatic run, single runs on 2 cores): the
-stream's own ultrafast half-size flow 28.49 / 26.88 dB / x1.11; DIS medium at half size (the default)
-30.05 / 28.08 / x1.02; DIS fast at render size 30.01 / 28.03 / x1.09; DIS medium at render size 30.64 /
-28.78 / x1.23. The whole-window pre-pass it replaces (medium, render size, both ways) took 2.0-3.2x the
-automatic run's time.
+stream's own ultrafast half-size flow 28.49 / 26.88 dB / x1.11; DIS medium at half size 30.05 / 28.08 /
+x1.02; DIS fast at render size 30.01 / 28.03 / x1.09; DIS medium at render size 30.64 / 28.78 / x1.23. The
+whole-window pre-pass it replaces (medium, render size, both ways) took 2.0-3.2x the automatic run's time.
+Those runs still took the key's first step on the stream's coarse flow (the key's frame starts a shot, and
+this guide kept no frame there). Once fixed, on all five shared clips (model v5, int8, with
+:data:`~filmcolor.inference.TRUST` 0.02): half size 29.68 / 26.63 dB, render size 30.27 / 27.02; render size is
+the default. With trust 0 (the carried colour kept wherever it reaches) the model no longer runs on frames
+the carry covers, and the reference run cost 0.99-1.08x the automatic run (whole 200-frame pedestrians).
 
 A reference's carried colour is better than the automatic model's almost everywhere it reaches, even
 where a check fails (measured on the first-frame protocol: carrying the colour clip's first frame along
@@ -65,7 +69,7 @@ DEFAULT_HORIZON = 90      # frames each way a key is carried at most
 REFERENCE_FLOOR = 0.3     # a failed flow or luma check leaves this share of a reference's confidence (see below)
 REFERENCE_FLOW = "dis-medium"  # the pre-pass's DIS preset (the stream's keyframe carry uses ultrafast)
 MIN_CONFIDENCE = 0.02     # carrying stops when the mean confidence falls below this
-CARRY_FLOW, CARRY_SCALE = "dis-medium", 0.5   # the in-stream forward carry's own flow (see the module docstring)
+CARRY_FLOW, CARRY_SCALE = "dis-medium", 1.0   # the in-stream forward carry's own flow (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -218,14 +222,15 @@ class ReferenceGuide:
     def _carry_flow(self, L: torch.Tensor, motion) -> FlowPair | None:
         """The flow the forward carry steps on: this guide's own DIS (previous frame <- this one, the
         direction colour is sampled along) with the stream's reverse flow as its consistency check."""
-        if self._carry_est is None or motion.flow is None:
-            if self._carry_est is not None:
-                self._prev_u8 = None if motion.new_shot else self._prev_u8
+        if self._carry_est is None:
             return motion.flow
+        # this frame is kept even where it starts a shot (no stream flow yet): the next frame's step, the
+        # first of a reference carried from here, gets this guide's own flow too (it got the stream's
+        # coarse flow before: 1.8 against 0.9 a,b RMSE after one step on paragliding)
         size = scaled_size(*L.shape[-2:], self.carry_scale)
         u8 = luma_u8(L if size == tuple(L.shape[-2:]) else resize(L, size, "area"))
         prev, self._prev_u8 = self._prev_u8, u8
-        if prev is None or prev.shape != u8.shape:
+        if motion.flow is None or prev is None or prev.shape != u8.shape:
             return motion.flow
         back = flow_tensor(self._carry_est(u8, prev), L.device)
         return FlowPair(back, resize_flow(motion.flow.fwd, size))

@@ -147,9 +147,10 @@ def test_cli_keyframes_option(tmp_path, tiny_model_path) -> None:
 
 
 def test_confident_guidance_everywhere_needs_no_model_run():
-    """A carried reference covering the frame replaces the model's colour anyway: the model is skipped,
-    and the guidance is what comes out. Later guided frames follow the policy (carried colour, guidance
-    kept over it); guidance that begins after frames without any makes a keyframe."""
+    """A carried reference covering the frame replaces the model's colour anyway: the model is skipped
+    (a shot's first frame too), the guidance is what comes out, and its few uncovered pixels take their
+    neighbours' colour. Later guided frames follow the policy (carried colour, guidance kept over it);
+    guidance that begins after frames without any makes a keyframe."""
     calls = []
 
     def infer(L, guidance=None):
@@ -159,17 +160,20 @@ def test_confident_guidance_everywhere_needs_no_model_run():
     tracker, ki = MotionTracker(flow="none"), KeyframeInference(KeyframePolicy.parse("auto"), infer)
     L = torch.full((1, 1, 32, 48), 50.0)
     hint = torch.full((1, 2, 32, 48), 40.0)
-    full, half = torch.ones(1, 1, 32, 48), torch.ones(1, 1, 32, 48)
+    full, half, most = torch.ones(1, 1, 32, 48), torch.ones(1, 1, 32, 48), torch.full((1, 1, 32, 48), 0.01)
     half[..., 24:] = 0.0
-    ki(L, tracker(L), (hint, full))                       # a shot's first frame: always a keyframe
-    out = ki(L, tracker(L), (hint, full))                 # confident everywhere: carried, guidance kept
-    assert calls == [True] and torch.allclose(out, hint)
+    most[..., 0, :5] = 0.0                                 # 5 of 1536 pixels uncovered, the rest barely confident
+    out = ki(L, tracker(L), (hint, full))                 # a shot's first frame, covered: no model run
+    assert calls == [] and torch.allclose(out, hint) and ki.stats["guided_covered"] == 1
+    out = ki(L, tracker(L), (hint * 0 + 30.0, most))      # covered but for 5 pixels: filled from around them
+    assert calls == [] and torch.allclose(out, torch.full_like(hint, 30.0))
     out = ki(L, tracker(L), (hint, half))                 # half covered, mid-shot: carried, guidance kept
-    assert calls == [True] and ki.stats["guided_carried"] == 2
-    assert torch.allclose(out[..., :24, :], hint[..., :24, :]) and torch.allclose(out[..., 24:, :], hint[..., 24:, :])
+    assert calls == [] and ki.stats["guided_carried"] == 1
+    assert torch.allclose(out[..., :24], hint[..., :24])                  # the guidance where it is
+    assert torch.allclose(out[..., 24:], torch.full_like(hint[..., 24:], 30.0))  # the carried colour elsewhere
     ki(L, tracker(L))                                     # no guidance: carried
     ki(L, tracker(L), (hint, half))                       # guidance begins again, half covered: the model runs
-    assert calls == [True, True] and ki.stats["key_guidance"] == 1
+    assert calls == [True] and ki.stats["key_guidance"] == 1
 
 
 def test_streaming_carries_the_smoothed_keyframe_and_skips_the_smoother_between(device: torch.device) -> None:
