@@ -13,7 +13,7 @@ without a key stay automatic and nothing crosses a cut.
 Forward in the stream, backward by a pre-pass. A key is carried at most ``horizon`` frames each way (at
 the default decay, 0.97 per step, less than 7% confidence is left after 90 frames). Forward, the stream
 carries it: from the key's own frame on, each frame's resolver steps one propagator with a flow made here
-(DIS medium at render size, ``CARRY_FLOW``/``CARRY_SCALE``: previous frame <- this one) checked
+(DIS medium at half render size, ``CARRY_FLOW``/``CARRY_SCALE``: previous frame <- this one) checked
 against the stream's own reverse flow, and resets where the stream sees a new shot. Backward needs
 look-ahead: when the stream asks for the first frame of a key's backward window, a pre-pass decodes it
 (a second decoder on the same file, seeked) from the current frame up to the key only, keeps its
@@ -30,9 +30,13 @@ x1.02; DIS fast at render size 30.01 / 28.03 / x1.09; DIS medium at render size 
 whole-window pre-pass it replaces (medium, render size, both ways) took 2.0-3.2x the automatic run's time.
 Those runs still took the key's first step on the stream's coarse flow (the key's frame starts a shot, and
 this guide kept no frame there). Once fixed, on all five shared clips (model v5, int8, with
-:data:`~filmcolor.inference.TRUST` 0.02): half size 29.68 / 26.63 dB, render size 30.27 / 27.02; render size is
-the default. With trust 0 (the carried colour kept wherever it reaches) the model no longer runs on frames
-the carry covers, and the reference run cost 0.99-1.08x the automatic run (whole 200-frame pedestrians).
+:data:`~filmcolor.inference.TRUST` 0.02): half size 29.68 / 26.63 dB, render size 30.27 / 27.02. With trust 0 (the
+carried colour kept wherever it reaches): half size 30.21 / 27.25, 0.75 30.66 / 27.55, render size 30.86 /
+27.67, at 5.2, 8.3 and 11 ms per resolved frame (pedestrians, 256x352, its flow 2.3, 5.5 and 8.5 ms): against
+an automatic run of about 13 ms a frame, render size made a CLI reference (grey pixels carry no hint, so the
+model still runs at keyframes) cost 1.35x the automatic run's whole-process time, half size about 1.2x;
+half size stays the default. A complete reference (the exemplar protocol) covers its frames, so the model
+does not run there.
 
 A reference's carried colour is better than the automatic model's almost everywhere it reaches, even
 where a check fails (measured on the first-frame protocol: carrying the colour clip's first frame along
@@ -69,7 +73,7 @@ DEFAULT_HORIZON = 90      # frames each way a key is carried at most
 REFERENCE_FLOOR = 0.3     # a failed flow or luma check leaves this share of a reference's confidence (see below)
 REFERENCE_FLOW = "dis-medium"  # the pre-pass's DIS preset (the stream's keyframe carry uses ultrafast)
 MIN_CONFIDENCE = 0.02     # carrying stops when the mean confidence falls below this
-CARRY_FLOW, CARRY_SCALE = "dis-medium", 1.0   # the in-stream forward carry's own flow (see the module docstring)
+CARRY_FLOW, CARRY_SCALE = "dis-medium", 0.5   # the in-stream forward carry's own flow (see the module docstring)
 
 
 @dataclass(frozen=True)
