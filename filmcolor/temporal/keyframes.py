@@ -171,7 +171,6 @@ class KeyframeInference:
             self._prop.update(carried)
         return carried
 
-
     def _covered(self, L: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """A frame whose guidance is kept on (almost) all of it (a carried reference): the model's colour
         would be replaced, so it does not run; the few pixels the guidance misses take their neighbours'
