@@ -58,6 +58,10 @@ def test_mp4_default_is_h264_yuv420p(tmp_path, colorizer):
         assert s.codec_context.name == "h264" and s.codec_context.pix_fmt == "yuv420p"
         assert s.frames == 6
     assert res["codec"] == "libx264"
+    # x264's veryfast preset at CRF 18 (its settings are written into the stream: veryfast looks 10 frames
+    # ahead and uses subme 2, x264's own default medium 40 and 7)
+    settings = (tmp_path / "out.mp4").read_bytes()
+    assert b"crf=18.0" in settings and b"rc_lookahead=10" in settings and b"subme=2" in settings
 
 
 def test_ten_bit_stays_ten_bit_and_bit_exact(tmp_path, colorizer):
