@@ -4,9 +4,10 @@ A key (a reference image at time T, or hint points with a time) is dense or spar
 frame: ``hint_ab`` the key's a,b, ``mask`` 1 where it is coloured. :class:`ReferenceGuide` carries each
 key FORWARD and BACKWARD along the optical flow with :class:`~.propagate.Propagator` (the same flow
 function and confidence as keyframe inference: forward/backward consistency, luma agreement, inside,
-per-step decay); the carried (a,b, confidence) is the guidance ``(hint_ab, mask=confidence)`` the model
-gets on those frames, so a guided model repairs where the flow loses, and an automatic-only model keeps
-the carried colour where the confidence is high (:func:`~filmcolor.inference.predict_ab`'s fallback).
+per-step decay); the carried (a,b, confidence) is the guidance ``(hint_ab, mask=confidence)`` on those
+frames. Its colour is kept wherever it reaches (:data:`~filmcolor.inference.TRUST` 0: the guided model's repair
+of low-confidence pixels was measured worse than the carried colour), frames it covers skip the model
+(:meth:`~.keyframes.KeyframeInference._covered`), and the model fills only what it does not reach.
 Carrying stops at a scene cut (the same :class:`~.scenecut.SceneCutDetector` as the stream), so shots
 without a key stay automatic and nothing crosses a cut.
 
