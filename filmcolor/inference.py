@@ -120,16 +120,21 @@ def keep_guidance(ab: torch.Tensor, guidance: tuple[torch.Tensor, torch.Tensor],
     return ab + guidance_weight(mask, trust) * (hint - ab)
 
 
+def kept_outright(mask: torch.Tensor, trust: float = TRUST) -> torch.Tensor:
+    """Where the guidance's colour is kept outright (bool, ``mask``'s shape): mask at least ``trust``;
+    with ``trust`` 0, wherever the mask is above 0."""
+    return mask >= trust if trust > 0 else mask > 0
+
+
 def guidance_weight(mask: torch.Tensor, trust: float = TRUST) -> torch.Tensor:
     """How much of the guidance's colour is kept per pixel (``mask`` ``[N,1,h,w]`` -> weights in 0..1):
-    1 at and above ``trust``, linear below; with ``trust`` 0, 1 wherever the mask is above 0."""
-    return (mask / trust).clamp(max=1.0) if trust > 0 else (mask > 0).to(mask.dtype)
+    1 where :func:`kept_outright`, linear in the mask below ``trust``."""
+    return (mask / trust).clamp(max=1.0) if trust > 0 else kept_outright(mask, trust).to(mask.dtype)
 
 
 def confident_share(guidance: tuple[torch.Tensor, torch.Tensor], trust: float = TRUST) -> float:
-    """Share of pixels whose guidance is kept outright (mask at least ``trust``; above 0 with ``trust`` 0)."""
-    mask = guidance[1]
-    return float((mask >= trust if trust > 0 else mask > 0).float().mean())
+    """Share of pixels whose guidance is kept outright (:func:`kept_outright`)."""
+    return float(kept_outright(guidance[1], trust).float().mean())
 
 
 def finish_chroma(L: torch.Tensor, ab: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,

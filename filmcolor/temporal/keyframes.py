@@ -6,14 +6,15 @@ the mean carried confidence falls below ``min_confidence``, the mean motion exce
 fraction of the short side per frame: fast pans defeat the flow), or ``max_interval`` frames have passed.
 
 Between keyframes a frame gets the chroma carried from the previous frame (:func:`~.propagate.propagate`),
-wherever the flow brought it from. A cheap fill where the carried confidence is low (``fill=True``: the
-normalised convolution of the confident carried chroma, :func:`fill_low_confidence`, so an uncovered region
-takes its neighbours' colour rather than that of whatever was there before) was the default until it was
-measured against plain carrying: on the five shared clips (60 frames, model v5, int8; CIEDE2000 against
-every-frame inference, ``python -m filmcolor.bench_keyframes``) the fast mode ``8:stream:160`` went from
-+0.226 with the fill to -0.027 without it (pillow 19.19 -> 18.39, teddy 17.74 -> 17.35: the fill's local
-means wash out small saturated patterns), warp error 0.967x every-frame inference's; ``auto`` -0.020 ->
--0.024. The fill still completes guidance that covers almost all of a frame (:meth:`KeyframeInference._covered`).
+wherever the flow brought it from. A cheap fill where the carried confidence was low (the normalised
+convolution of the confident carried chroma, :func:`fill_low_confidence`, so an uncovered region took its
+neighbours' colour rather than that of whatever was there before) ran on every carried frame until it was
+measured against plain carrying, and was removed: on the five shared clips (60 frames, model v5, int8;
+CIEDE2000 against every-frame inference, ``python -m filmcolor.bench_keyframes``) the fast mode
+``8:stream:160`` went from +0.226 with the fill to -0.027 without it (pillow 19.19 -> 18.39, teddy 17.74 ->
+17.35: the fill's local means wash out small saturated patterns), warp error 0.967x every-frame inference's;
+``auto`` -0.020 -> -0.024. The fill still completes guidance that covers almost all of a frame
+(:meth:`KeyframeInference._covered`).
 
 Streaming and memory: decisions are causal (they use only this and earlier frames) and the state is one
 frame (L, a,b, confidence at render size), so memory is flat in the film's length.
@@ -102,16 +103,15 @@ GUIDANCE_COVERS = 0.98  # guidance kept outright on this share of a frame: the m
 
 class KeyframeInference:
     """One pass over a clip: ``__call__(L, motion)`` returns the frame's a,b ``[1,2,h,w]``, from the model
-    (``infer``: L ``[1,1,h,w]`` -> a,b on the same device) on keyframes, carried and filled otherwise.
+    (``infer``: L ``[1,1,h,w]`` -> a,b on the same device) on keyframes, carried otherwise.
 
     ``stats`` counts frames and keyframes by reason.
     """
 
     def __init__(self, policy: KeyframePolicy, infer: Callable[..., torch.Tensor], *,
-                 decay: float = DEFAULT_DECAY, fill: bool = False) -> None:
+                 decay: float = DEFAULT_DECAY) -> None:
         self.policy = policy
         self.infer = infer
-        self.fill = fill
         self._prop = Propagator(decay=decay)
         self._since_key = 0
         self._guided = False   # the previous frame had guidance
@@ -162,12 +162,9 @@ class KeyframeInference:
             self.span += 1
             return ab
         self.last_was_key = False
-        if self.fill:
-            carried = fill_low_confidence(carried, conf)
         if guidance is not None:
             carried = keep_guidance(carried, guidance)
             self.stats["guided_carried"] += 1
-        if self.fill or guidance is not None:
             self._prop.update(carried)
         return carried
 

@@ -36,8 +36,8 @@ carried colour kept wherever it reaches): half size 30.21 / 27.25, 0.75 30.66 / 
 27.67, at 5.2, 8.3 and 11 ms per resolved frame (pedestrians, 256x352, its flow 2.3, 5.5 and 8.5 ms): against
 an automatic run of about 13 ms a frame, render size made a CLI reference (grey pixels carry no hint, so the
 model still runs at keyframes) cost 1.35x the automatic run's whole-process time, half size 1.10x (200
-frames of pedestrians, 5 paired runs; 1.22x before these changes); half size stays the default. A complete reference (the exemplar protocol) covers its frames, so the model
-does not run there.
+frames of pedestrians, 5 paired runs; 1.22x before these changes); half size stays the default. A complete
+reference (the exemplar protocol) covers its frames, so the model does not run there.
 
 A reference's carried colour is better than the automatic model's almost everywhere it reaches, even
 where a check fails (measured on the first-frame protocol: carrying the colour clip's first frame along
